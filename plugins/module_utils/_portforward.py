@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reach a Service's pod through the API server, without kubectl and without the user's help.
+
+``ServiceTunnel`` resolves a Service to one Ready pod and its target port, listens on a free
+127.0.0.1 port, and relays every TCP connection made to it through its own Kubernetes port-forward
+stream (``pods/portforward``, the same API ``kubectl port-forward`` uses). It closes everything on
+exit. We use port-forward rather than the API server's service proxy because the proxy needs the
+API server to reach pod IPs directly, which student kubeconfigs may not be allowed (services/proxy)
+and which the ICC's network setup does not promise; ``pods/portforward`` is part of what a
+namespace owner may do.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ProbeError
+
+try:
+    from kubernetes.stream import portforward
+except ImportError:  # pragma: no cover
+    portforward = None
+
+
+def _ready(pod):
+    status = pod.status
+    if not status or status.phase != "Running" or pod.metadata.deletion_timestamp:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in (status.conditions or []))
+
+
+def resolve_service(kube, namespace, service, port):
+    """Return (pod_name, pod_port) of a Ready pod behind a Service port."""
+    svc = kube.call(kube.core.read_namespaced_service, service, namespace)
+    target = None
+    for sp in svc.spec.ports or []:
+        if sp.port == port or sp.name == str(port):
+            target = sp.target_port if sp.target_port is not None else sp.port
+            break
+    if target is None:
+        raise ProbeError("Service %s/%s has no port %s." % (namespace, service, port),
+                         "Use one of its ports: %s." % ", ".join(
+                             str(p.port) for p in svc.spec.ports or []))
+    selector = svc.spec.selector or {}
+    if not selector:
+        raise ProbeError("Service %s/%s has no pod selector." % (namespace, service))
+    label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
+    pods = kube.call(kube.core.list_namespaced_pod, namespace, label_selector=label_selector).items
+    ready = sorted((p for p in pods if _ready(p)), key=lambda p: p.metadata.name)
+    if not ready:
+        raise ProbeError("No Ready pod behind Service %s/%s (%d pods match its selector)."
+                         % (namespace, service, len(pods)),
+                         "Wait for the rollout, or look at the pods with the logs playbook.")
+    pod = ready[0]
+    if isinstance(target, str) and not target.isdigit():
+        named = [cp.container_port for c in pod.spec.containers for cp in (c.ports or [])
+                 if cp.name == target]
+        if not named:
+            raise ProbeError("Pod %s has no container port named %s." % (pod.metadata.name, target))
+        return pod.metadata.name, named[0]
+    return pod.metadata.name, int(target)
+
+
+class ServiceTunnel(object):
+    """Context manager: ``with ServiceTunnel(kube, ns, svc, 8000) as base_url: ...``."""
+
+    def __init__(self, kube, namespace, service, port, pod=None, pod_port=None):
+        self.kube = kube
+        self.namespace = namespace
+        self.service = service
+        self.port = port
+        self.pod = pod
+        self.pod_port = pod_port
+        self._listener = None
+        self._closing = threading.Event()
+        self._threads = []
+        self.errors = []
+
+    def __enter__(self):
+        if self.pod is None:
+            self.pod, self.pod_port = resolve_service(self.kube, self.namespace, self.service,
+                                                      self.port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.2)
+        accept = threading.Thread(target=self._accept_loop, name="haw-icc-pf-accept")
+        accept.daemon = True
+        accept.start()
+        self._threads.append(accept)
+        return "http://127.0.0.1:%d" % self._listener.getsockname()[1]
+
+    def __exit__(self, *exc_info):
+        self._closing.set()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._listener.close()
+        return False
+
+    def _accept_loop(self):
+        while not self._closing.is_set():
+            try:
+                client, _addr = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            relay = threading.Thread(target=self._relay, args=(client,), name="haw-icc-pf-relay")
+            relay.daemon = True
+            relay.start()
+            self._threads.append(relay)
+
+    def _relay(self, client):
+        pf = None
+        try:
+            pf = portforward(self.kube.core.connect_get_namespaced_pod_portforward, self.pod,
+                             self.namespace, ports=str(self.pod_port),
+                             _request_timeout=self.kube.timeout)
+            remote = pf.socket(self.pod_port)
+            remote.setblocking(True)
+            pair = {client: remote, remote: client}
+            while not self._closing.is_set():
+                readable, _w, _x = select.select(list(pair), [], [], 0.2)
+                done = False
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        done = True
+                        break
+                    pair[sock].sendall(data)
+                if done:
+                    break
+            err = pf.error(self.pod_port)
+            if err:
+                self.errors.append(err)
+        except Exception as exc:  # noqa: BLE001 - relay threads must not die silently
+            self.errors.append(str(exc))
+        finally:
+            client.close()
+            if pf is not None:
+                try:
+                    pf.close()
+                except Exception:  # noqa: BLE001
+                    pass
