@@ -1,0 +1,175 @@
+"""Helpers for tests against the running sandbox (tests/cluster/sandbox.sh up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SANDBOX_DIR = pathlib.Path(os.environ.get("SANDBOX_DIR", REPO / ".sandbox"))
+READER = "wstu001-default"  # may read nodes and pods cluster-wide
+NS_ONLY = "wstu002-default"  # may read nothing outside its namespace
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class Sandbox:
+    def __init__(self, root):
+        self.root = root
+        self.admin_kubeconfig = str(root / "admin.kubeconfig")
+        self.bin = pathlib.Path((root / "bin-dir").read_text().strip())
+        self.kubectl_path = str(self.bin / "kubectl")
+        self.engine_port = int(os.environ.get("SANDBOX_ENGINE_PORT", "18000"))
+
+    def kubeconfig(self, namespace):
+        return str(self.root / "students" / ("%s.kubeconfig" % namespace))
+
+    def kubectl(self, *args, kubeconfig=None, check=True, timeout=60):
+        cmd = [self.kubectl_path, "--kubeconfig", kubeconfig or self.admin_kubeconfig, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError("%s failed: %s" % (" ".join(args), proc.stderr))
+        return proc
+
+    def kubectl_json(self, *args, **kw):
+        return json.loads(self.kubectl(*args, "-o", "json", **kw).stdout)
+
+    def port_forward(self, namespace, target, remote_port, kubeconfig=None):
+        """Start `kubectl port-forward`, return (process, local_port)."""
+        proc = subprocess.Popen(
+            [self.kubectl_path, "--kubeconfig", kubeconfig or self.admin_kubeconfig, "-n", namespace,
+             "port-forward", target, "0:%d" % remote_port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if not match:
+            proc.kill()
+            raise AssertionError("port-forward did not start: %r %s" % (line, proc.stderr.read()))
+        return proc, int(match.group(1))
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    if not (SANDBOX_DIR / "admin.kubeconfig").exists():
+        pytest.fail("The sandbox is not running (%s). Start it with `make sandbox-up` "
+                    "or run everything with `make test`." % SANDBOX_DIR)
+    return Sandbox(SANDBOX_DIR)
+
+
+def http_json(url, payload=None, timeout=60):
+    data = json.dumps(payload).encode() if payload is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read().decode())
+
+
+def wait_until(predicate, timeout=60, interval=0.5, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class PlaybookRun:
+    """Result of one ansible-playbook run with the json callback."""
+
+    def __init__(self, proc, data):
+        self.proc = proc
+        self.rc = proc.returncode
+        self.data = data
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def stats(self):
+        return (self.data or {}).get("stats", {})
+
+    def changed(self, host=None):
+        return sum(s.get("changed", 0) for h, s in self.stats.items() if host in (None, h))
+
+    def failed(self, host=None):
+        return sum(s.get("failures", 0) + s.get("unreachable", 0)
+                   for h, s in self.stats.items() if host in (None, h))
+
+    def task_results(self, name, host=None):
+        """Results of every task whose name is ``name`` (for each host, or one)."""
+        out = []
+        for play in (self.data or {}).get("plays", []):
+            for task in play.get("tasks", []):
+                if task["task"]["name"] == name:
+                    for h, res in task["hosts"].items():
+                        if host in (None, h):
+                            out.append(res)
+        return out
+
+    def result(self, name, host=None):
+        found = self.task_results(name, host)
+        assert found, "task %r did not run; stdout:\n%s\nstderr:\n%s" % (name, self.stdout[-3000:],
+                                                                        self.stderr[-3000:])
+        return found[-1]
+
+    def failure_messages(self):
+        msgs = []
+        for play in (self.data or {}).get("plays", []):
+            for task in play.get("tasks", []):
+                for res in task["hosts"].values():
+                    if res.get("failed"):
+                        msgs.append(str(res.get("msg", "")))
+        return msgs
+
+
+def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=False, diff=False,
+                 env=None, timeout=900, verbosity=0):
+    """Run a playbook of this repo (path) or a YAML text (written to a temp file)."""
+    import tempfile
+
+    path = pathlib.Path(playbook) if not str(playbook).lstrip().startswith("-") else None
+    tmp = None
+    if path is None:
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yml", dir=str(REPO / "tests" / "integration"),
+                                          prefix=".tmp-", delete=False)
+        tmp.write(playbook)
+        tmp.close()
+        path = pathlib.Path(tmp.name)
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(path),
+           "-i", str(inventory or REPO / "inventories" / "sandbox")]
+    if limit:
+        cmd += ["-l", limit]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    run_env = dict(os.environ)
+    run_env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
+                    "ANSIBLE_NOCOLOR": "1", "SANDBOX_DIR": str(SANDBOX_DIR),
+                    "ANSIBLE_DEPRECATION_WARNINGS": "0"})
+    if verbosity:
+        run_env.pop("ANSIBLE_STDOUT_CALLBACK")
+    run_env.update(env or {})
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env,
+                              cwd=str(REPO))
+    finally:
+        if tmp is not None:
+            os.unlink(tmp.name)
+    data = None
+    if not verbosity:
+        try:
+            data = json.loads(proc.stdout[proc.stdout.index("{"):])
+        except ValueError:
+            data = None
+    return PlaybookRun(proc, data)
