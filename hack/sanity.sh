@@ -4,8 +4,11 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache=${HAW_ICC_CACHE:-$HOME/.cache/haw-icc-llm}
-dest="$cache/sanity/ansible_collections/haw_icc/llm"
-rm -rf "$dest"; mkdir -p "$dest"
+mkdir -p "$cache/sanity"
+top=$(mktemp -d "$cache/sanity/run.XXXXXX")
+trap 'rm -rf "$top"' EXIT
+dest="$top/ansible_collections/haw_icc/llm"
+mkdir -p "$dest"
 (cd "$repo" && git ls-files -co --exclude-standard | grep -v '^\.cache/' | tar -cf - -T -) | tar -xf - -C "$dest"
 cd "$dest"
 git init -q . && git add -A >/dev/null   # ansible-test lists the files through git
