@@ -10,21 +10,27 @@ module: llm_health
 short_description: Prove that an OpenAI-compatible LLM server really answers
 version_added: 0.1.0
 description:
-  - Asks an OpenAI-compatible server (vLLM, Hugging Face TGI 1.4 or later, llama.cpp) for its
-    models and a chat completion, and reports each check with its latency.
-  - The server is a O(base_url), or a Kubernetes Service reached through a port-forward that the
-    module opens and closes itself through the API server (no C(kubectl) needed).
+  - Checks an OpenAI-compatible server (vLLM, Hugging Face TGI 1.4 or later, llama.cpp) in layers and
+    reports each check with its status and latency, in this order. C(/health); C(/version) (vLLM) and
+    C(/info) (TGI) where present; C(/v1/models) lists O(model); a chat completion returns non-empty
+    text; a streamed chat completion gives the time to first token and tokens per second; optionally a
+    C(/metrics) snapshot; optionally a small load test.
+  - Endpoints a server does not have (HTTP 404) are reported as C(absent), not as failures; llama.cpp for
+    example has no C(/metrics).
+  - Tokens of the streamed answer are counted from the C(usage) the server sends in the stream when it does
+    (C(stream_options.include_usage) is asked for), else from the number of content chunks, which is one
+    token per chunk for vLLM, TGI and llama.cpp. RV(stream.tokens_source) says which.
+  - The server is a O(base_url), or a Kubernetes Service. A Service is reached through a port-forward that
+    the module opens and closes itself through the API server (C(pods/portforward) of one Ready pod behind
+    the Service, the same API C(kubectl port-forward) uses), so nothing has to run by hand. The API server's
+    service proxy is not used because it needs the C(services/proxy) right and a network path from the API
+    server to the pods, neither of which the ICC promises to students.
   - Read-only; never changes anything.
 author:
   - haw_icc.llm contributors
 extends_documentation_fragment:
   - haw_icc.llm.connection
-attributes:
-  check_mode:
-    support: full
-    description: The module changes nothing, so it runs fully in check mode.
-  diff_mode:
-    support: none
+  - haw_icc.llm.attributes.INFO_MODULE
 options:
   base_url:
     description:
@@ -32,7 +38,7 @@ options:
       - Mutually exclusive with O(service).
     type: str
   namespace:
-    description: Namespace of O(service).
+    description: Namespace of O(service). Defaults to the namespace of the kubeconfig context.
     type: str
   service:
     description: Name of the Kubernetes Service in front of the engine.
@@ -47,19 +53,43 @@ options:
       - If not set, the first listed model is used.
     type: str
   question:
-    description: The question asked in the chat completion.
+    description: The question asked in the chat completions.
     type: str
     default: What is the capital of Germany? Answer in one word.
   max_tokens:
-    description: Upper bound of tokens in the answer.
+    description: Upper bound of tokens in each answer.
     type: int
     default: 32
   api_key:
     description: API key of the LLM server (not of Kubernetes), sent as a bearer token.
     type: str
+  stream:
+    description: Run the streamed completion check (time to first token, tokens per second).
+    type: bool
+    default: true
+  metrics:
+    description: Read C(/metrics) and return a parsed snapshot in RV(metrics).
+    type: bool
+    default: false
+  requests:
+    description:
+      - Number of streamed chat completions of the load test. V(0) runs no load test.
+      - The load test runs once, after the checks passed.
+    type: int
+    default: 0
+  concurrency:
+    description: How many load test requests run at the same time.
+    type: int
+    default: 1
+  timeout:
+    description: Seconds to wait for one HTTP answer (and between two chunks of a stream).
+    type: int
+    default: 60
   wait_timeout:
     description:
-      - Seconds to keep probing while the server starts or loads its model. V(0) probes once.
+      - Seconds to keep probing while the server starts or loads its model (minutes on a real GPU).
+        V(0) probes once.
+      - On timeout the module fails with RV(elapsed) and RV(last_observation).
     type: int
     default: 0
   sleep:
@@ -71,17 +101,25 @@ notes:
 """
 
 EXAMPLES = r"""
-- name: Ask the deployed model a question through its Service
+- name: Wait until the deployed model answers, through its Service
   haw_icc.llm.llm_health:
     namespace: wabc123-default
     service: vllm
     model: TheBloke/Mistral-7B-Instruct-v0.2-GPTQ
+    metrics: true
     wait_timeout: 1800
+    sleep: 10
   register: health
 
-- name: Probe a server that is already reachable
+- name: Show time to first token and tokens per second
+  ansible.builtin.debug:
+    msg: "TTFT {{ health.stream.ttft_s }} s, {{ health.stream.tokens_per_s }} tokens/s"
+
+- name: A small load test against a server that is already reachable
   haw_icc.llm.llm_health:
     base_url: http://127.0.0.1:8000
+    requests: 20
+    concurrency: 4
 """
 
 RETURN = r"""
@@ -103,70 +141,98 @@ usage:
   description: Token counts the server reported for the chat completion.
   returned: success
   type: dict
+server:
+  description: What C(/version) (key C(version)) and C(/info) (key C(info)) returned, where present.
+  returned: success
+  type: dict
 checks:
-  description: One entry per check with C(name), C(ok) and C(latency_s).
+  description:
+    - One entry per check with C(name), C(status) (C(ok), C(absent), C(skipped) or C(failed)), C(ok) and
+      C(latency_s), plus C(error) for a failed check.
   returned: always
   type: list
   elements: dict
+stream:
+  description:
+    - Figures of the streamed completion. C(ttft_s) time to first token, C(tokens), C(tokens_source)
+      (C(usage) or C(chunks)), C(tokens_per_s) (decode speed after the first token),
+      C(e2e_tokens_per_s), C(total_s), C(chunks), C(finish_reason) and C(text).
+  returned: success and O(stream=true)
+  type: dict
+metrics:
+  description:
+    - Parsed C(/metrics) with C(engine) (C(vllm), C(tgi) or C(unknown)) and, where the engine exports them,
+      C(requests_running), C(requests_waiting), C(kv_cache_usage) (from C(vllm:kv_cache_usage_perc) or
+      C(vllm:gpu_cache_usage_perc)), token counters and mean latencies; C(raw) has every vLLM/TGI metric
+      summed over its labels. Empty if the server has no C(/metrics).
+  returned: success and O(metrics=true)
+  type: dict
+load:
+  description:
+    - Load test figures. C(completed), C(failed), C(errors), C(duration_s), C(requests_per_s),
+      C(output_tokens), C(tokens_source), C(output_tokens_per_s), C(latency_s) and C(ttft_s) (each with
+      C(p50), C(p95) and C(max)).
+  returned: success and O(requests) > 0
+  type: dict
 elapsed:
   description: Seconds spent, waiting included.
   returned: always
   type: float
+attempts:
+  description: How many times the checks ran.
+  returned: always
+  type: int
+last_observation:
+  description: On failure, the checks of the last attempt and its error.
+  returned: failed
+  type: dict
 """
 
-import time
-
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import connection_spec
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ProbeError
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError, ProbeError
+from ansible_collections.haw_icc.llm.plugins.module_utils._health import Probe, load, wait_for
 from ansible_collections.haw_icc.llm.plugins.module_utils._module import IccModule
 from ansible_collections.haw_icc.llm.plugins.module_utils._openai import OpenAIClient
 
 
-def probe(client, model, question, max_tokens):
-    checks = []
-    models, latency = client.models()
-    checks.append(dict(name="models", ok=True, latency_s=round(latency, 4)))
-    if model is None:
-        if not models:
-            raise ProbeError("The server lists no model in /v1/models.")
-        model = models[0]
-    elif model not in models:
-        raise ProbeError("The server does not serve %r; it lists %s." % (model, models),
-                         "Deploy that model, or set model to one of the listed names.")
-    answer, usage, latency = client.chat(model, question, max_tokens)
-    if not (answer or "").strip():
-        raise ProbeError("The model %r answered with empty text." % model)
-    checks.append(dict(name="chat", ok=True, latency_s=round(latency, 4)))
-    return dict(model=model, models=models, answer=answer, usage=usage, checks=checks)
+def _check_inputs(params):
+    for name, low in (("max_tokens", 1), ("timeout", 1), ("requests", 0), ("concurrency", 1),
+                      ("wait_timeout", 0), ("sleep", 0), ("port", 1)):
+        if params[name] < low:
+            raise InputError(name, params[name], "must be at least %d" % low, "a number >= %d" % low)
 
 
 def run(module):
     params = module.params
-    start = time.monotonic()
-    deadline = start + max(0, params["wait_timeout"])
+    _check_inputs(params)
+
+    def checks(url):
+        client = OpenAIClient(url, params["api_key"], timeout=params["timeout"])
+        probe = Probe(client, params["model"], params["question"], params["max_tokens"],
+                      params["stream"], params["metrics"])
+        try:
+            result = probe.run()
+        except ProbeError as exc:
+            exc.details["last_observation"] = dict(checks=probe.checks, error=exc.message)
+            exc.details["checks"] = probe.checks
+            raise
+        if params["requests"]:
+            result["load"] = load(client, result["model"], params["question"], params["max_tokens"],
+                                  params["requests"], params["concurrency"])
+        return result
 
     def attempt():
         if params["base_url"]:
-            return probe(OpenAIClient(params["base_url"], params["api_key"]), params["model"],
-                         params["question"], params["max_tokens"])
+            return checks(params["base_url"])
         from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import ServiceTunnel
 
         kube = module.client()
         namespace = params["namespace"] or kube.namespace or "default"
         with ServiceTunnel(kube, namespace, params["service"], params["port"]) as url:
-            return probe(OpenAIClient(url, params["api_key"]), params["model"],
-                         params["question"], params["max_tokens"])
+            return checks(url)
 
-    while True:
-        try:
-            result = attempt()
-            break
-        except ProbeError as exc:
-            if time.monotonic() + params["sleep"] > deadline:
-                exc.details["elapsed"] = round(time.monotonic() - start, 3)
-                raise
-            time.sleep(params["sleep"])
-    result.update(changed=False, elapsed=round(time.monotonic() - start, 3))
+    result = wait_for(attempt, params["wait_timeout"], params["sleep"])
+    result["changed"] = False
     return result
 
 
@@ -180,6 +246,11 @@ def main():
         question=dict(type="str", default="What is the capital of Germany? Answer in one word."),
         max_tokens=dict(type="int", default=32),
         api_key=dict(type="str", no_log=True),
+        stream=dict(type="bool", default=True),
+        metrics=dict(type="bool", default=False),
+        requests=dict(type="int", default=0),
+        concurrency=dict(type="int", default=1),
+        timeout=dict(type="int", default=60),
         wait_timeout=dict(type="int", default=0),
         sleep=dict(type="int", default=5),
     )
