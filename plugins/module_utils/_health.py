@@ -136,6 +136,7 @@ def wait_for(attempt, wait_timeout, sleep, clock=time.monotonic, pause=time.slee
             if clock() + sleep > deadline:
                 exc.details.setdefault("elapsed", round(clock() - start, 3))
                 exc.details["attempts"] = attempts
+                exc.details.setdefault("last_observation", dict(checks=[], error=exc.message))
                 if wait_timeout > 0:
                     exc.message = "Still failing after %ss (%d attempts): %s" % (
                         round(clock() - start, 1), attempts, exc.message)
