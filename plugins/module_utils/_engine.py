@@ -1,0 +1,670 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Engine rules for the ICC GPUs: the one place that knows what vLLM, TGI and Open WebUI may be
+asked to do on a V100 (compute capability 7.0), and how their command lines are built.
+
+Pure Python (no Ansible, no Kubernetes client): used by the filter plugin ``haw_icc.llm.engine``
+(and through it by the roles ``vllm``, ``tgi`` and ``webui``), by the preflight and by modules.
+GPU facts (memory, compute capability, GPUs per node) come from ``_icc.GPU_TYPES``.
+
+Every check returns a list of :class:`InputError` (refusals, each naming the variable, the bad
+value and what to use instead) and a list of warnings; nothing here talks to a cluster, so a
+refusal always happens before anything is created.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
+from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GFD_PRODUCT, GPU_RESOURCE, GPU_TYPES
+
+# --- Images -------------------------------------------------------------------------------------
+
+# vLLM: production-stack's V100 guide (tutorials/25-v100-legacy-gpu-deployment.md) validated
+# v0.8.5 with dtype half and the V0 engine (VLLM_USE_V1=0) on V100. Newer default builds move to
+# CUDA versions that drop sm70, and the V0 engine is gone from 0.11 on.
+VLLM_DEFAULT_IMAGE = "vllm/vllm-openai:v0.8.5"
+VLLM_KNOWN_GOOD = ((0, 8, 5), (0, 8, 5))
+# TGI: 2.4.1 is the last 2.x release: it has the OpenAI-compatible Messages API (from 1.4),
+# the --max-input-tokens flag (from 2.0) and the non-flash fallback for sm70. 3.x makes
+# flashinfer / prefix caching (sm75+/sm80+) the default path.
+TGI_DEFAULT_IMAGE = "ghcr.io/huggingface/text-generation-inference:2.4.1"
+TGI_MIN_VERSION = (2, 0, 0)
+TGI_KNOWN_GOOD = ((2, 0, 0), (2, 4, 1))
+# Open WebUI: ENABLE_PERSISTENT_CONFIG exists from 0.6.6 on (without it a model or engine change
+# never reaches the UI); 0.6.18 is a stable 0.6 release.
+WEBUI_DEFAULT_IMAGE = "ghcr.io/open-webui/open-webui:v0.6.18"
+WEBUI_MIN_VERSION = (0, 6, 6)
+
+UNPINNED_TAGS = ("latest", "main", "master", "nightly", "dev", "edge", "stable")
+
+# --- V100 rules ---------------------------------------------------------------------------------
+
+# Lowest compute capability at which vLLM runs a quantization method (QuantizationConfig
+# .get_min_capability(): GPTQ 60, AWQ 75, Marlin kernels 80, FP8 89).
+VLLM_QUANT_MIN_CC = {
+    "gptq": (6, 0),
+    "bitsandbytes": (7, 0),
+    "gguf": (6, 0),
+    "awq": (7, 5),
+    "awq_marlin": (8, 0),
+    "gptq_marlin": (8, 0),
+    "marlin": (8, 0),
+    "fp8": (8, 9),
+}
+# TGI quantization methods and the lowest compute capability they run at.
+TGI_QUANT_MIN_CC = {
+    "gptq": (7, 0),
+    "bitsandbytes": (7, 0),
+    "bitsandbytes-nf4": (7, 0),
+    "bitsandbytes-fp4": (7, 0),
+    "awq": (7, 5),
+    "eetq": (7, 5),
+    "marlin": (8, 0),
+    "fp8": (8, 9),
+}
+BF16_MIN_CC = (8, 0)
+FLASH_ATTENTION_MIN_CC = (8, 0)  # TGI sharded models need flash attention
+
+VLLM_DTYPES = ("auto", "half", "float16", "bfloat16", "float32")
+TGI_DTYPES = ("", "float16", "bfloat16")
+VLLM_BLOCK_SIZES = (8, 16, 32)
+
+# Flags the roles set themselves; a second copy in extra args could disagree with them.
+VLLM_OWNED_FLAGS = {
+    "--model": "vllm_model", "--served-model-name": "vllm_served_model_name",
+    "--tensor-parallel-size": "vllm_gpu_count", "-tp": "vllm_gpu_count",
+    "--dtype": "vllm_dtype", "--quantization": "vllm_quantization", "-q": "vllm_quantization",
+    "--max-model-len": "vllm_max_model_len",
+    "--gpu-memory-utilization": "vllm_gpu_memory_utilization",
+    "--max-num-seqs": "vllm_max_num_seqs", "--block-size": "vllm_block_size",
+    "--swap-space": "vllm_swap_space", "--enforce-eager": "vllm_enforce_eager",
+    "--api-key": "vllm_api_key", "--host": "(fixed 0.0.0.0)", "--port": "(fixed 8000)",
+    "--download-dir": "vllm_cache_size (the cache PVC)",
+    "--pipeline-parallel-size": "vllm_gpu_count (one node, tensor parallel only)",
+    "-pp": "vllm_gpu_count (one node, tensor parallel only)",
+}
+TGI_OWNED_FLAGS = {
+    "--model-id": "tgi_model", "--port": "(fixed 8000)", "--hostname": "(fixed 0.0.0.0)",
+    "--quantize": "tgi_quantize", "--dtype": "tgi_dtype",
+    "--num-shard": "tgi_gpu_count", "--sharded": "tgi_gpu_count",
+    "--max-input-tokens": "tgi_max_input_tokens", "--max-input-length": "tgi_max_input_tokens",
+    "--max-total-tokens": "tgi_max_total_tokens",
+    "--max-batch-prefill-tokens": "tgi_max_batch_prefill_tokens",
+    "--cuda-memory-fraction": "tgi_cuda_memory_fraction",
+    "--max-concurrent-requests": "tgi_max_concurrent_requests",
+    "--huggingface-hub-cache": "(fixed /data)",
+}
+
+# NCCL environment of the original config (configs/config.v100.sh); the fallback switches for
+# hangs (P2P and InfiniBand off) are selected by <role>_nccl_fallback.
+NCCL_ENV = {
+    "NCCL_DEBUG": "INFO",
+    "NCCL_P2P_DISABLE": "0",
+    "NCCL_IB_DISABLE": "0",
+    "NCCL_P2P_LEVEL": "NVL",
+    "NCCL_SOCKET_IFNAME": "^lo,docker",
+    "NCCL_SHM_DISABLE": "0",
+}
+NCCL_FALLBACK_ENV = {"NCCL_P2P_DISABLE": "1", "NCCL_IB_DISABLE": "1"}
+
+# --- Syntax -------------------------------------------------------------------------------------
+
+_HF_PART = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+_HF_MODEL = re.compile(r"^%s(/%s)?$" % (_HF_PART, _HF_PART))
+_SERVED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]{0,127}$")
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?|\.[0-9]+)([eE][0-9]+|[mkMGTPE]|[KMGTPE]i)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_IMAGE = re.compile(
+    r"^(?P<name>[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(@(?P<digest>sha256:[a-f0-9]{64}))?$")
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
+_SAFE_ARG = re.compile(r"^[^\x00-\x1f]*$")
+
+_UNITS = {"": 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15,
+          "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
+          "Ei": 2 ** 60, "m": 0.001}
+
+
+class Report(object):
+    """Errors and warnings collected by one check."""
+
+    def __init__(self):
+        self.errors = []
+        self.warnings = []
+
+    def refuse(self, variable, value, problem, use_instead=None):
+        self.errors.append(InputError(variable, value, problem, use_instead))
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def as_dict(self):
+        return {"ok": not self.errors, "errors": [str(e) for e in self.errors],
+                "variables": [e.variable for e in self.errors], "warnings": list(self.warnings)}
+
+
+# --- Small validators (each returns True when the value is fine) --------------------------------
+
+def is_quantity(value):
+    return isinstance(value, str) and bool(_QUANTITY.match(value))
+
+
+def quantity_bytes(value):
+    """Kubernetes quantity -> number (bytes for memory, cores for cpu)."""
+    match = _QUANTITY.match(str(value))
+    if not match:
+        raise ValueError("not a quantity: %r" % (value,))
+    number = float(match.group(1))
+    suffix = match.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return number * 10 ** int(suffix[1:])
+    return number * _UNITS[suffix]
+
+
+def parse_image(image):
+    """Return (name, tag, digest) of an image reference or None when it is not one."""
+    if not isinstance(image, str):
+        return None
+    match = _IMAGE.match(image)
+    if not match:
+        return None
+    return match.group("name"), match.group("tag"), match.group("digest")
+
+
+def image_version(image):
+    """Version tuple of the image tag (v0.8.5 -> (0, 8, 5)), or None."""
+    parsed = parse_image(image)
+    if not parsed or not parsed[1]:
+        return None
+    match = _VERSION.match(parsed[1])
+    if not match:
+        return None
+    return tuple(int(g or 0) for g in match.groups())
+
+
+def _fmt_version(version):
+    return ".".join(str(p) for p in version)
+
+
+def check_image(report, variable, image, default):
+    parsed = parse_image(image)
+    if parsed is None:
+        report.refuse(variable, image, "not a container image reference",
+                      "a pinned reference such as %r" % default)
+        return None
+    _name, tag, digest = parsed
+    if digest:
+        return parsed
+    if not tag:
+        report.refuse(variable, image, "the image has no tag, so it floats to 'latest'",
+                      "a pinned version tag such as %r" % default)
+    elif tag.lower() in UNPINNED_TAGS:
+        report.refuse(variable, image, "the tag %r is not pinned (it changes under you)" % tag,
+                      "a pinned version tag such as %r" % default)
+    return parsed
+
+
+def check_dns_label(report, variable, value, max_len=63):
+    if not isinstance(value, str) or not _DNS_LABEL.match(value) or len(value) > max_len:
+        report.refuse(variable, value, "not a valid Kubernetes name (RFC 1123 label, at most %d "
+                      "characters)" % max_len, "lower-case letters, digits and '-', e.g. 'my-llm'")
+        return False
+    return True
+
+
+def check_port(report, variable, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        report.refuse(variable, value, "not a TCP port", "a number from 1 to 65535")
+
+
+def check_quantity(report, variable, value, example, memory=True):
+    if not is_quantity(value):
+        report.refuse(variable, value, "not a Kubernetes quantity",
+                      "a quantity such as %r (binary suffixes Ki, Mi, Gi; decimal k, M, G)" % example)
+        return None
+    amount = quantity_bytes(value)
+    if amount <= 0:
+        report.refuse(variable, value, "must be more than zero", "a quantity such as %r" % example)
+        return None
+    if memory and amount < 2 ** 20:
+        report.refuse(variable, value, "is less than one MiB (a memory quantity without a unit is "
+                      "in bytes)", "a quantity with a unit such as %r" % example)
+        return None
+    return amount
+
+
+def check_int(report, variable, value, low, high=None, use=None):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
+            high is not None and value > high):
+        rng = "from %d to %d" % (low, high) if high is not None else "of at least %d" % low
+        report.refuse(variable, value, "must be a whole number %s" % rng, use or "a number %s" % rng)
+        return False
+    return True
+
+
+def check_fraction(report, variable, value, low=0.05, high=1.0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        report.refuse(variable, value, "must be a fraction from %s to %s" % (low, high),
+                      "a value such as 0.9")
+        return False
+    return True
+
+
+def check_model(report, variable, value):
+    if not isinstance(value, str) or not _HF_MODEL.match(value) or ".." in value:
+        report.refuse(variable, value, "not a Hugging Face model id (letters, digits, '.', '_', '-', "
+                      "at most one '/'; no spaces or shell characters)",
+                      "an id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
+        return False
+    return True
+
+
+def gpu_facts(report, variable, gpu_type):
+    info = GPU_TYPES.get(gpu_type) if isinstance(gpu_type, str) else None
+    if info is None:
+        report.refuse(variable, gpu_type, "not a GPU type of the ICC", " or ".join(sorted(GPU_TYPES)))
+    return info
+
+
+def check_gpu_count(report, variable, count, info):
+    high = info["max_per_node"] if info else 4
+    return check_int(report, variable, count, 1, high,
+                     "1 to %d (all GPUs of a pod must be on one node)" % high)
+
+
+def check_extra_args(report, variable, extra, owned):
+    if extra is None:
+        return []
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        report.refuse(variable, extra, "must be a list of strings", "a list such as ['--seed', '1']")
+        return []
+    for arg in extra:
+        flag = arg.split("=", 1)[0]
+        if flag in owned:
+            report.refuse(variable, arg, "%s is set by the role; a second value could disagree with "
+                          "it" % flag, "the role variable %s" % owned[flag])
+        elif not _SAFE_ARG.match(arg):
+            report.refuse(variable, arg, "contains control characters", "plain text arguments")
+    return extra
+
+
+def check_common(report, cfg, prefix, default_image, port_var="service_port"):
+    check_dns_label(report, prefix + "name", cfg.get("name"), max_len=40)
+    check_dns_label(report, prefix + "namespace", cfg.get("namespace"))
+    check_image(report, prefix + "image", cfg.get("image"), default_image)
+    check_port(report, prefix + port_var, cfg.get(port_var))
+    cpu = check_quantity(report, prefix + "cpu", cfg.get("cpu"), "4", memory=False)
+    if cpu is not None and cpu < 0.1:
+        report.refuse(prefix + "cpu", cfg.get("cpu"), "is less than 100m", "at least '1' for an LLM server")
+    check_quantity(report, prefix + "memory", cfg.get("memory"), "16Gi")
+    if cfg.get("storage_class") not in (None, "") and not (
+            isinstance(cfg["storage_class"], str) and _DNS_NAME.match(cfg["storage_class"])):
+        report.refuse(prefix + "storage_class", cfg.get("storage_class"), "not a StorageClass name",
+                      "an empty string (the cluster default) or a lower-case name")
+    check_int(report, prefix + "wait_timeout", cfg.get("wait_timeout"), 30, 86400,
+              "seconds from 30 to 86400")
+
+
+def _version_rules(report, variable, image, known_good, minimum=None, what="", default=None):
+    version = image_version(image)
+    if version is None:
+        if image and parse_image(image) and not (parse_image(image)[2]):
+            report.warn("%s=%s: the tag is not a version, so it cannot be checked against the "
+                        "versions known to work on V100 (%s)." % (variable, image, what))
+        return
+    if minimum and version < minimum:
+        report.refuse(variable, image, "version %s is older than %s, the first version with %s"
+                      % (_fmt_version(version), _fmt_version(minimum), what), "%r" % default)
+        return
+    low, high = known_good
+    if not low <= version <= high:
+        report.warn("%s=%s: version %s is outside the range known to work on V100 (%s to %s); "
+                    "it may fail only after a long image pull. The default is %s."
+                    % (variable, image, _fmt_version(version), _fmt_version(low), _fmt_version(high),
+                       default))
+
+
+def _storage(report, cfg, prefix):
+    if not cfg.get("cache_emptydir"):
+        check_quantity(report, prefix + "cache_size", cfg.get("cache_size"), "50Gi")
+
+
+def _startup(report, cfg, prefix):
+    check_int(report, prefix + "startup_timeout", cfg.get("startup_timeout"), 60, 6 * 3600,
+              "seconds from 60 to 21600 (default 2400: a first image pull plus a model download)")
+
+
+def _shm(report, cfg, prefix):
+    if cfg.get("shm_size") not in (None, ""):
+        check_quantity(report, prefix + "shm_size", cfg.get("shm_size"), "8Gi")
+
+
+# --- vLLM ---------------------------------------------------------------------------------------
+
+def check_vllm(cfg):
+    """Check a vLLM configuration (keys without the ``vllm_`` prefix). Returns a :class:`Report`."""
+    report = Report()
+    p = "vllm_"
+    check_common(report, cfg, p, VLLM_DEFAULT_IMAGE)
+    _version_rules(report, p + "image", cfg.get("image"), VLLM_KNOWN_GOOD,
+                   what="the V0 engine and sm70 kernels", default=VLLM_DEFAULT_IMAGE)
+    check_model(report, p + "model", cfg.get("model"))
+    served = cfg.get("served_model_name")
+    if served not in (None, "") and not (isinstance(served, str) and _SERVED_NAME.match(served)):
+        report.refuse(p + "served_model_name", served, "not a usable model name (letters, digits, "
+                      "'.', '_', '-', '/', ':'; no spaces or shell characters)", "the model id")
+    info = gpu_facts(report, p + "gpu_type", cfg.get("gpu_type"))
+    check_gpu_count(report, p + "gpu_count", cfg.get("gpu_count"), info)
+    cc = info["compute_capability"] if info else (7, 0)
+    dtype = cfg.get("dtype")
+    if dtype not in VLLM_DTYPES:
+        report.refuse(p + "dtype", dtype, "not a dtype of vLLM", "auto (half on V100) or half")
+    elif dtype == "bfloat16" and cc < BF16_MIN_CC:
+        report.refuse(p + "dtype", dtype, "bfloat16 needs compute capability 8.0; %s has %s"
+                      % (cfg.get("gpu_type"), _fmt_version(cc)), "half (float16) or auto")
+    elif dtype == "float32":
+        report.warn("vllm_dtype=float32 doubles the memory of the weights; half is the V100 choice.")
+    quant = cfg.get("quantization") or ""
+    if quant:
+        need = VLLM_QUANT_MIN_CC.get(quant)
+        if need is None:
+            report.refuse(p + "quantization", quant, "not a quantization this role knows",
+                          "'' (none) or one of %s" % ", ".join(sorted(VLLM_QUANT_MIN_CC)))
+        elif cc < need:
+            ok = sorted(q for q, c in VLLM_QUANT_MIN_CC.items() if c <= cc)
+            report.refuse(p + "quantization", quant, "vLLM needs compute capability %s for %s; "
+                          "%s has %s" % (_fmt_version(need), quant, cfg.get("gpu_type"), _fmt_version(cc)),
+                          "a GPTQ model with quantization 'gptq' (V100 supports %s)" % ", ".join(ok))
+    model = cfg.get("model") if isinstance(cfg.get("model"), str) else ""
+    for marker, method in (("awq", "awq"), ("fp8", "fp8")):
+        if re.search(r"(^|[-_./])%s([-_.]|$)" % marker, model, re.I) and cc < VLLM_QUANT_MIN_CC[method] \
+                and quant in ("", method):
+            report.refuse(p + "model", model, "the model looks %s-quantized (vLLM detects it from the "
+                          "model config) and %s needs compute capability %s; %s has %s"
+                          % (method.upper(), method, _fmt_version(VLLM_QUANT_MIN_CC[method]),
+                             cfg.get("gpu_type"), _fmt_version(cc)),
+                          "a GPTQ or unquantized variant of the model")
+    if check_int(report, p + "max_model_len", cfg.get("max_model_len"), 0, 1 << 20,
+                 "a positive context length such as 4096 (0 = the model's own)"):
+        pass
+    check_fraction(report, p + "gpu_memory_utilization", cfg.get("gpu_memory_utilization"))
+    check_int(report, p + "max_num_seqs", cfg.get("max_num_seqs"), 1, 4096)
+    if cfg.get("block_size") not in VLLM_BLOCK_SIZES or isinstance(cfg.get("block_size"), bool):
+        report.refuse(p + "block_size", cfg.get("block_size"), "not a block size of vLLM on CUDA",
+                      "8, 16 or 32")
+    check_int(report, p + "swap_space", cfg.get("swap_space"), 0, 256, "GiB from 0 to 256")
+    if not isinstance(cfg.get("enforce_eager"), bool):
+        report.refuse(p + "enforce_eager", cfg.get("enforce_eager"), "must be true or false", "true")
+    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), VLLM_OWNED_FLAGS)
+    _storage(report, cfg, p)
+    _startup(report, cfg, p)
+    _shm(report, cfg, p)
+    if info and isinstance(cfg.get("gpu_count"), int) and cfg.get("gpu_count", 1) > 1 \
+            and not cfg.get("enforce_eager"):
+        report.warn("vllm_enforce_eager=false with tensor parallelism on V100: CUDA graphs need "
+                    "extra memory per GPU; set it to true if the server runs out of memory.")
+    return report
+
+
+def vllm_args(cfg):
+    """The vLLM command line (``vllm serve`` options) for a checked configuration."""
+    info = GPU_TYPES.get(cfg.get("gpu_type"), {"compute_capability": (8, 0)})
+    dtype = cfg.get("dtype") or "auto"
+    if dtype == "float16":
+        dtype = "half"
+    if dtype == "auto" and info["compute_capability"] < BF16_MIN_CC:
+        dtype = "half"
+    args = ["--model", cfg["model"],
+            "--served-model-name", cfg.get("served_model_name") or cfg["model"],
+            "--tensor-parallel-size", str(cfg["gpu_count"]),
+            "--dtype", dtype,
+            "--host", "0.0.0.0", "--port", "8000"]
+    if cfg.get("quantization"):
+        args += ["--quantization", cfg["quantization"]]
+    if cfg.get("max_model_len"):
+        args += ["--max-model-len", str(cfg["max_model_len"])]
+    args += ["--gpu-memory-utilization", str(cfg["gpu_memory_utilization"]),
+             "--max-num-seqs", str(cfg["max_num_seqs"]),
+             "--block-size", str(cfg["block_size"]),
+             "--swap-space", str(cfg["swap_space"])]
+    if cfg.get("enforce_eager"):
+        args.append("--enforce-eager")
+    args += list(cfg.get("extra_args") or [])
+    return args
+
+
+# --- TGI ----------------------------------------------------------------------------------------
+
+def check_tgi(cfg):
+    """Check a TGI configuration (keys without the ``tgi_`` prefix). Returns a :class:`Report`."""
+    report = Report()
+    p = "tgi_"
+    check_common(report, cfg, p, TGI_DEFAULT_IMAGE)
+    _version_rules(report, p + "image", cfg.get("image"), TGI_KNOWN_GOOD, TGI_MIN_VERSION,
+                   what="the Messages API and --max-input-tokens", default=TGI_DEFAULT_IMAGE)
+    check_model(report, p + "model", cfg.get("model"))
+    info = gpu_facts(report, p + "gpu_type", cfg.get("gpu_type"))
+    count_ok = check_gpu_count(report, p + "gpu_count", cfg.get("gpu_count"), info)
+    cc = info["compute_capability"] if info else (7, 0)
+    if count_ok and cfg["gpu_count"] > 1 and cc < FLASH_ATTENTION_MIN_CC:
+        if cfg.get("allow_sharding_on_v100") is True:
+            report.warn("tgi_allow_sharding_on_v100=true: TGI shards only flash-attention models, "
+                        "and %s (compute capability %s) has no flash attention; the server will most "
+                        "likely fail to start with %d shards. Use vllm with tensor parallelism for "
+                        "multi-GPU on V100." % (cfg.get("gpu_type"), _fmt_version(cc), cfg["gpu_count"]))
+        else:
+            report.refuse(p + "gpu_count", cfg["gpu_count"], "TGI cannot shard a model over several "
+                          "GPUs of compute capability %s (no flash attention on %s)"
+                          % (_fmt_version(cc), cfg.get("gpu_type")),
+                          "1, or the vllm role for several GPUs (tgi_allow_sharding_on_v100: true "
+                          "forces it, at your own risk)")
+    quant = cfg.get("quantize") or ""
+    dtype = cfg.get("dtype") or ""
+    if quant:
+        need = TGI_QUANT_MIN_CC.get(quant)
+        if need is None:
+            report.refuse(p + "quantize", quant, "not a quantization this role knows",
+                          "'' (none) or one of %s" % ", ".join(sorted(TGI_QUANT_MIN_CC)))
+        elif cc < need:
+            ok = sorted(q for q, c in TGI_QUANT_MIN_CC.items() if c <= cc)
+            report.refuse(p + "quantize", quant, "TGI needs compute capability %s for %s; %s has %s"
+                          % (_fmt_version(need), quant, cfg.get("gpu_type"), _fmt_version(cc)),
+                          "one of %s" % ", ".join(ok))
+    if dtype not in TGI_DTYPES:
+        report.refuse(p + "dtype", dtype, "not a dtype of TGI", "'' (float16 on V100) or float16")
+    elif dtype == "bfloat16" and cc < BF16_MIN_CC:
+        report.refuse(p + "dtype", dtype, "bfloat16 needs compute capability 8.0; %s has %s"
+                      % (cfg.get("gpu_type"), _fmt_version(cc)), "float16 or ''")
+    elif dtype and quant:
+        report.refuse(p + "dtype", dtype, "TGI takes --quantize or --dtype, never both (tgi_quantize=%r)"
+                      % quant, "'' when tgi_quantize is set")
+    mi = check_int(report, p + "max_input_tokens", cfg.get("max_input_tokens"), 1, 1 << 20)
+    mt = check_int(report, p + "max_total_tokens", cfg.get("max_total_tokens"), 2, 1 << 20)
+    mp = check_int(report, p + "max_batch_prefill_tokens", cfg.get("max_batch_prefill_tokens"), 1, 1 << 22)
+    if mi and mt and cfg["max_input_tokens"] >= cfg["max_total_tokens"]:
+        report.refuse(p + "max_input_tokens", cfg["max_input_tokens"], "must be less than "
+                      "tgi_max_total_tokens (%d): the answer needs room" % cfg["max_total_tokens"],
+                      "for example %d" % max(1, cfg["max_total_tokens"] // 2))
+    if mi and mp and cfg["max_batch_prefill_tokens"] < cfg["max_input_tokens"]:
+        report.refuse(p + "max_batch_prefill_tokens", cfg["max_batch_prefill_tokens"],
+                      "must be at least tgi_max_input_tokens (%d)" % cfg["max_input_tokens"],
+                      "%d or more" % cfg["max_input_tokens"])
+    check_fraction(report, p + "cuda_memory_fraction", cfg.get("cuda_memory_fraction"))
+    check_int(report, p + "max_concurrent_requests", cfg.get("max_concurrent_requests"), 1, 100000)
+    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), TGI_OWNED_FLAGS)
+    _storage(report, cfg, p)
+    _startup(report, cfg, p)
+    _shm(report, cfg, p)
+    return report
+
+
+def tgi_args(cfg):
+    """The text-generation-launcher command line for a checked configuration."""
+    args = ["--model-id", cfg["model"], "--hostname", "0.0.0.0", "--port", "8000",
+            "--huggingface-hub-cache", "/data"]
+    if cfg.get("quantize"):
+        args += ["--quantize", cfg["quantize"]]
+    else:
+        args += ["--dtype", cfg.get("dtype") or "float16"]
+    args += ["--max-input-tokens", str(cfg["max_input_tokens"]),
+             "--max-total-tokens", str(cfg["max_total_tokens"]),
+             "--max-batch-prefill-tokens", str(cfg["max_batch_prefill_tokens"]),
+             "--cuda-memory-fraction", str(cfg["cuda_memory_fraction"]),
+             "--max-concurrent-requests", str(cfg["max_concurrent_requests"])]
+    if cfg["gpu_count"] > 1:
+        args += ["--sharded", "true", "--num-shard", str(cfg["gpu_count"])]
+    args += list(cfg.get("extra_args") or [])
+    return args
+
+
+# --- Open WebUI ---------------------------------------------------------------------------------
+
+def check_webui(cfg):
+    """Check an Open WebUI configuration (keys without ``webui_``). Returns a :class:`Report`."""
+    report = Report()
+    p = "webui_"
+    check_common(report, cfg, p, WEBUI_DEFAULT_IMAGE)
+    _version_rules(report, p + "image", cfg.get("image"), ((0, 6, 6), (0, 6, 99)), WEBUI_MIN_VERSION,
+                   what="ENABLE_PERSISTENT_CONFIG", default=WEBUI_DEFAULT_IMAGE)
+    url = cfg.get("openai_api_base_url")
+    if not isinstance(url, str) or not _URL.match(url):
+        report.refuse(p + "openai_api_base_url", url, "not an http(s) URL",
+                      "the engine Service URL such as 'http://vllm:8000/v1'")
+    elif not url.rstrip("/").endswith("/v1"):
+        report.warn("webui_openai_api_base_url=%s does not end in /v1; OpenAI-compatible engines "
+                    "serve their API under /v1." % url)
+    key_secret = cfg.get("openai_api_key_secret")
+    if key_secret not in (None, ""):
+        check_dns_label(report, p + "openai_api_key_secret", key_secret, max_len=253)
+    check_quantity(report, p + "data_size", cfg.get("data_size"), "5Gi")
+    if cfg.get("ingress_enabled"):
+        host = cfg.get("ingress_host")
+        if not isinstance(host, str) or not _DNS_NAME.match(host) or "." not in host:
+            report.refuse(p + "ingress_host", host, "not a DNS host name",
+                          "a host such as 'mychat.informatik.haw-hamburg.de'")
+        check_dns_label(report, p + "ingress_class", cfg.get("ingress_class"))
+        if cfg.get("ingress_issuer") not in (None, ""):
+            check_dns_label(report, p + "ingress_issuer", cfg.get("ingress_issuer"))
+    return report
+
+
+# --- Manifest helpers ---------------------------------------------------------------------------
+
+def shm_size(cfg):
+    """/dev/shm size: the configured one or 8Gi per GPU (NCCL needs room for tensor parallel)."""
+    if cfg.get("shm_size"):
+        return cfg["shm_size"]
+    return "%dGi" % (8 * int(cfg.get("gpu_count") or 1))
+
+
+def node_affinity(gpu_type):
+    """Required node affinity on the GFD product label of an ICC GPU type."""
+    return {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+        "matchExpressions": [{"key": GFD_PRODUCT, "operator": "In",
+                              "values": [GPU_TYPES[gpu_type]["product"]]}]}]}}
+
+
+def gpu_toleration(gpu_type):
+    return {"key": gpu_type, "operator": "Exists", "effect": "NoSchedule"}
+
+
+def gpu_resources(count, cpu, memory):
+    """Requests equal to limits (GPU count, CPU, memory)."""
+    res = {GPU_RESOURCE: str(count), "cpu": str(cpu), "memory": str(memory)}
+    return {"requests": dict(res), "limits": dict(res)}
+
+
+def nccl_env(fallback=False):
+    env = dict(NCCL_ENV)
+    if fallback:
+        env.update(NCCL_FALLBACK_ENV)
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+# --- Rollout ------------------------------------------------------------------------------------
+
+_FAIL_WAITING = ("CreateContainerConfigError", "InvalidImageName", "CreateContainerError")
+
+
+def rollout_status(deployment, pods=None):
+    """Where a Deployment rollout stands, from the Deployment object and its pods.
+
+    Returns ``{"state": "available" | "failed" | "progressing", "reason": str, "created": bool,
+    "scheduled": bool}`` (``created``: the current ReplicaSet has its pod; ``scheduled``: every live
+    pod has a node). ``failed``
+    means waiting longer cannot help: the ReplicaSet cannot create pods (quota, LimitRange:
+    condition ReplicaFailure), the scheduler found no node, the progress deadline passed, or a
+    container cannot be created (missing Secret key, bad image name).
+    """
+    result = _rollout_state(deployment, pods)
+    live = [p for p in pods or [] if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    status = (deployment or {}).get("status") or {}
+    result["created"] = bool(deployment) and (
+        status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 0)
+        and status.get("updatedReplicas", 0) >= 1)
+    result["scheduled"] = bool(live) and all((p.get("spec") or {}).get("nodeName") for p in live)
+    return result
+
+
+def _rollout_state(deployment, pods):
+    if not deployment:
+        return {"state": "progressing", "reason": "the Deployment does not exist yet"}
+    meta = deployment.get("metadata", {})
+    status = deployment.get("status", {}) or {}
+    conds = {c.get("type"): c for c in status.get("conditions", []) or []}
+    rf = conds.get("ReplicaFailure")
+    if rf and rf.get("status") == "True":
+        return {"state": "failed", "reason": "the ReplicaSet cannot create the pod: %s"
+                % rf.get("message", rf.get("reason", ""))}
+    prog = conds.get("Progressing")
+    if prog and prog.get("status") == "False" and prog.get("reason") == "ProgressDeadlineExceeded":
+        return {"state": "failed", "reason": "progress deadline exceeded: %s" % prog.get("message", "")}
+    for pod in pods or []:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
+        for cond in (pod.get("status") or {}).get("conditions", []) or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
+                    and cond.get("reason") == "Unschedulable":
+                return {"state": "failed", "reason": "pod %s cannot be scheduled: %s"
+                        % (pod["metadata"].get("name"), cond.get("message", ""))}
+        for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _FAIL_WAITING:
+                return {"state": "failed", "reason": "container %s of pod %s: %s: %s"
+                        % (cs.get("name"), pod["metadata"].get("name"), waiting["reason"],
+                           waiting.get("message", ""))}
+    generation = meta.get("generation", 0)
+    replicas = (deployment.get("spec") or {}).get("replicas", 1)
+    avail = conds.get("Available")
+    if status.get("observedGeneration", 0) >= generation \
+            and status.get("updatedReplicas", 0) >= replicas \
+            and status.get("availableReplicas", 0) >= replicas \
+            and status.get("replicas", 0) == status.get("updatedReplicas", 0) \
+            and avail and avail.get("status") == "True":
+        return {"state": "available", "reason": "%d of %d pods available" % (
+            status.get("availableReplicas", 0), replicas)}
+    reason = "waiting: %d of %d pods updated, %d available" % (
+        status.get("updatedReplicas", 0), replicas, status.get("availableReplicas", 0))
+    for pod in pods or []:
+        for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason"):
+                reason += "; container %s: %s %s" % (cs.get("name"), waiting["reason"],
+                                                     waiting.get("message", ""))
+    return {"state": "progressing", "reason": reason}
+
+
+CHECKS = {"vllm": check_vllm, "tgi": check_tgi, "webui": check_webui}
+
+
+def check(kind, cfg):
+    """Check the configuration of ``kind`` (vllm, tgi, webui); returns the report as a dict."""
+    if kind not in CHECKS:
+        raise InputError("kind", kind, "not a component of this collection", "vllm, tgi or webui")
+    return CHECKS[kind](dict(cfg or {})).as_dict()
