@@ -1,3 +1,3 @@
-"""Shared fixtures; the helpers live in tests/sandboxlib.py."""
+"""Shared fixtures; the helpers and the ``sandbox`` fixture live in tests/sandboxlib.py."""
 
-from sandboxlib import sandbox  # noqa: F401  (pytest fixture)
+pytest_plugins = ["sandboxlib"]

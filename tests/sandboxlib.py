@@ -32,7 +32,7 @@ class Sandbox:
 
     def kubectl(self, *args, kubeconfig=None, check=True, timeout=60):
         cmd = [self.kubectl_path, "--kubeconfig", kubeconfig or self.admin_kubeconfig, *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError("%s failed: %s" % (" ".join(args), proc.stderr))
         return proc
@@ -114,8 +114,8 @@ class PlaybookRun:
 
     def result(self, name, host=None):
         found = self.task_results(name, host)
-        assert found, "task %r did not run; stdout:\n%s\nstderr:\n%s" % (name, self.stdout[-3000:],
-                                                                        self.stderr[-3000:])
+        assert found, "task %r did not run; stdout:\n%s\nstderr:\n%s" % (
+            name, self.stdout[-3000:], self.stderr[-3000:])
         return found[-1]
 
     def failure_messages(self):
@@ -162,7 +162,7 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
     run_env.update(env or {})
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env,
-                              cwd=str(REPO))
+                              cwd=str(REPO), check=False)
     finally:
         if tmp is not None:
             os.unlink(tmp.name)

@@ -141,10 +141,10 @@ EOF
 
 cluster_objects() {
   {
-    cat "$here/manifests/nodes.yaml"
+    cat "$here/manifests/nodes.yaml"; echo "---"
     cat "$here/manifests/cluster.yaml"
     for id in $(students); do
-      sed "s/__NS__/w$id-default/g; s/__USER__/infw$id/g" "$here/manifests/student.yaml"
+      sed "s/__NS__/w$id-default/g; s/__USER__/infw$id/g" "$here/manifests/student.yaml.tmpl"
     done
   } > "$run/objects.yaml"
   kubectl_admin apply --server-side --force-conflicts -f "$run/objects.yaml" >/dev/null
@@ -173,7 +173,7 @@ kwok_config() {
       cat "$k/kustomize/stage/$f"; echo "---"
     done
     sed "s|__ENGINE_PORT__|$engine_port|g; s|__WEBUI_PORT__|$webui_port|g; s|__RUN__|$run|g; s|__STANDIN__|$here/standin|g" \
-      "$here/manifests/kwok-debugging.yaml"
+      "$here/manifests/kwok-debugging.yaml.tmpl"
   } > "$run/kwok.yaml"
 }
 

@@ -39,7 +39,7 @@ spec:
 
 def apply(sandbox, text, kubeconfig=None):
     return subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
-                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
 
 
 def pods_of(sandbox, ns, app):
