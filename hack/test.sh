@@ -8,7 +8,7 @@ export PATH="$repo/.venv/bin:$PATH" ANSIBLE_CONFIG="$repo/ansible.cfg"
 # A sandbox of its own (own directory and ports), so a running demo is not disturbed.
 export SANDBOX_DIR="$repo/.sandbox-test" SANDBOX_API_PORT=26443 SANDBOX_ETCD_PORT=22379 \
   SANDBOX_ETCD_PEER_PORT=22380 SANDBOX_KWOK_PORT=20247 SANDBOX_ENGINE_PORT=28000 SANDBOX_WEBUI_PORT=28080
-suites=${TEST_SUITES:-unit sandbox integration molecule lint sanity}
+suites=${TEST_SUITES:-sandbox pytest molecule lint sanity}
 failed=()
 declare -A took
 t_all=$(date +%s)
@@ -26,11 +26,10 @@ trap cleanup EXIT
 
 for s in $suites; do
   case "$s" in
-    unit) run_suite unit python -m pytest -q -p no:cacheprovider tests/unit ;;
-    sandbox)
-      run_suite sandbox-up bash tests/cluster/sandbox.sh up
-      run_suite smoke python -m pytest -q -p no:cacheprovider tests/cluster ;;
-    integration) run_suite integration python -m pytest -q -p no:cacheprovider tests/integration ;;
+    sandbox) run_suite sandbox-up bash tests/cluster/sandbox.sh up ;;
+    # One pytest run: unit tests (no cluster), sandbox smoke checks, integration tests.
+    pytest) run_suite pytest python -m pytest -p no:cacheprovider tests/unit tests/cluster tests/integration ;;
+    unit) run_suite unit python -m pytest -p no:cacheprovider tests/unit ;;
     molecule) run_suite molecule bash hack/molecule.sh ;;
     lint) run_suite ansible-lint ansible-lint --profile production ;;
     sanity) run_suite sanity bash hack/sanity.sh ;;
