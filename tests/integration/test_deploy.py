@@ -7,6 +7,14 @@ from sandboxlib import NS_ONLY, run_playbook
 
 
 def test_deploy_answers_and_rerun_changes_nothing(sandbox):
+    try:
+        _deploy_twice(sandbox)
+    finally:
+        sandbox.kubectl("-n", NS_ONLY, "delete", "deployment,service,pvc,secret,configmap", "-l",
+                        "app.kubernetes.io/part-of=haw-icc-llm", "--wait=false", check=False)
+
+
+def _deploy_twice(sandbox):
     first = run_playbook("playbooks/deploy.yml", limit=NS_ONLY)
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
     health = first.result("Ask the model a question through its Service", NS_ONLY)
