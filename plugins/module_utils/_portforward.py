@@ -35,7 +35,15 @@ def _ready(pod):
 
 def resolve_service(kube, namespace, service, port):
     """Return (pod_name, pod_port) of a Ready pod behind a Service port."""
-    svc = kube.call(kube.core.read_namespaced_service, service, namespace)
+    from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+
+    try:
+        svc = kube.call(kube.core.read_namespaced_service, service, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ProbeError("Service %s/%s does not exist." % (namespace, service),
+                             "Check service and namespace; list them with kubectl get services -n %s." % namespace)
+        raise
     target = None
     for sp in svc.spec.ports or []:
         if sp.port == port or sp.name == str(port):
