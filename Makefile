@@ -30,6 +30,7 @@ demo: sandbox-up
 	@bash hack/demo.sh
 
 test: env build
+	@bash hack/tools.sh
 	@bash hack/test.sh
 
 bench: env build

@@ -17,4 +17,5 @@ export PATH="$repo/.venv/bin:$PATH"
 pipver=$(python -c 'import ansible_test._internal.python_requirements as r, re, inspect; print(re.search(r"pip=.([0-9.]+).", inspect.getsource(r)).group(1))')
 boot="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
 mkdir -p "$(dirname "$boot")"; cp "$repo/hack/get_pip_offline.py" "$boot"
-ansible-test sanity --venv --python 3.11 --color no ${SANITY_ARGS:-}
+read -ra extra <<< "${SANITY_ARGS:-}"
+ansible-test sanity --venv --python 3.11 --color no "${extra[@]}"

@@ -3,7 +3,7 @@
 # suite against it, stops it, and exits non-zero if any suite failed.
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 export PATH="$repo/.venv/bin:$PATH" ANSIBLE_CONFIG="$repo/ansible.cfg"
 # A sandbox of its own (own directory and ports), so a running demo is not disturbed.
 export SANDBOX_DIR="$repo/.sandbox-test" SANDBOX_API_PORT=26443 SANDBOX_ETCD_PORT=22379 \

@@ -35,7 +35,7 @@ gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
   awk '/^replace \(/{r=1;next} r&&/^\)/{r=0} r&&/=> \.\/staging/{print "replace "$1" => "$1" '"$staging_version"'"}' "$gomod"
 } > "$work/go.mod"
 # A staging module listed in replace but not in require still needs a require line.
-for m in $(awk '/^replace /{print $2}' "$work/go.mod"); do
+awk '/^replace /{print $2}' "$work/go.mod" | while read -r m; do
   grep -q "^require $m " "$work/go.mod" || echo "require $m $staging_version" >> "$work/go.mod"
 done
 etcd_version=$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3"{print $3}' "$work/go.mod")
