@@ -543,6 +543,7 @@ def check_webui(cfg):
     if key_secret not in (None, ""):
         check_dns_label(report, p + "openai_api_key_secret", key_secret, max_len=253)
     check_quantity(report, p + "data_size", cfg.get("data_size"), "5Gi")
+    _startup(report, cfg, p)
     if cfg.get("ingress_enabled"):
         host = cfg.get("ingress_host")
         if not isinstance(host, str) or not _DNS_NAME.match(host) or "." not in host:
