@@ -35,6 +35,14 @@ start_proc() { # name, command...
   echo $! > "$run/pids/$name.pid"
 }
 
+# Like start_proc, but the output is written as CRI log lines (cri_log.py), the format kwok needs to
+# serve it as a pod's `kubectl logs`. The recorded PID leads the process group of the pipeline.
+start_proc_cri() { # name, command...
+  local name=$1; shift
+  setsid bash -c 'PYTHONUNBUFFERED=1 "$@" 2>&1 | "$0" -u "'"$here"'/cri_log.py"' "${py:-python3}" "$@" >"$run/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$run/pids/$name.pid"
+}
+
 stop() {
   [ -d "$run/pids" ] || { log "not running"; rm -rf "$run"; return 0; }
   # Reverse start order: clients first, etcd last.
@@ -253,9 +261,9 @@ up() {
   if [ "$engine" = 1 ]; then
     [ -x "$py" ] || die "no Python environment at $repo/.venv: run 'make env' first"
     engine_config
-    start_proc engine "$py" -m llama_cpp.server --config_file "$run/engine.json"
+    start_proc_cri engine "$py" -m llama_cpp.server --config_file "$run/engine.json"
   fi
-  start_proc webui-standin "${py:-python3}" "$here/standin/webui_standin.py" --port "$webui_port" \
+  start_proc_cri webui-standin "${py:-python3}" "$here/standin/webui_standin.py" --port "$webui_port" \
     --engine "http://127.0.0.1:$engine_port"
   cluster_objects
   for id in $(students); do student_kubeconfig "$id"; done
