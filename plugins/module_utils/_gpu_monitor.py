@@ -1,0 +1,989 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""GPU and engine sampling for gpu_monitor: strict nvidia-smi CSV parsing, engine ``/metrics``
+counters turned into rates, a tidy CSV, a summary, and pictures (self-contained HTML with inline
+SVG, PNG when matplotlib is importable).
+
+Pure functions, no cluster access; the sampling loop that execs and fetches lives in
+``run_monitor`` and takes its two I/O functions as arguments.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import re
+import time
+
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import (AuthenticationError, IccError,
+                                                                      PermissionDeniedError)
+from ansible_collections.haw_icc.llm.plugins.module_utils._metrics import parse_prometheus
+
+# nvidia-smi --query-gpu fields, in the order asked, with our CSV column and value kind.
+# clocks_throttle_reasons.active is accepted by every driver a V100 runs (renamed
+# clocks_event_reasons.active in 535, the old name still works).
+GPU_FIELDS = [
+    ("index", "gpu_index", "int"),
+    ("name", "gpu_name", "str"),
+    ("uuid", "gpu_uuid", "str"),
+    ("temperature.gpu", "temperature_c", "num"),
+    ("utilization.gpu", "gpu_utilization_pct", "num"),
+    ("utilization.memory", "memory_utilization_pct", "num"),
+    ("memory.used", "memory_used_mib", "num"),
+    ("memory.total", "memory_total_mib", "num"),
+    ("power.draw", "power_draw_w", "num"),
+    ("clocks.sm", "sm_clock_mhz", "num"),
+    ("clocks_throttle_reasons.active", "throttle_reasons", "hex"),
+    ("ecc.errors.uncorrected.volatile.total", "ecc_errors_uncorrected", "num"),
+]
+APP_FIELDS = ["gpu_uuid", "pid", "used_memory"]
+QUERY_FORMAT = "--format=csv,noheader,nounits"
+
+# Values nvidia-smi prints instead of a number. N/A: not available on this board or right now;
+# Not Supported: the board cannot measure it. The others mean something is broken.
+NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported")
+BROKEN = ("[Unknown Error]", "[GPU is lost]", "[Insufficient Permissions]", "[Unknown]")
+
+# Bits of clocks_throttle_reasons.active (nvml.h, nvmlClocksThrottleReason*).
+THROTTLE_BITS = [
+    (0x1, "gpu_idle"),
+    (0x2, "applications_clocks_setting"),
+    (0x4, "sw_power_cap"),
+    (0x8, "hw_slowdown"),
+    (0x10, "sync_boost"),
+    (0x20, "sw_thermal_slowdown"),
+    (0x40, "hw_thermal_slowdown"),
+    (0x80, "hw_power_brake_slowdown"),
+    (0x100, "display_clock_setting"),
+]
+# Not worth a warning: an idle GPU clocks down, and these are settings, not trouble.
+BENIGN_THROTTLE = ("gpu_idle", "applications_clocks_setting", "display_clock_setting")
+
+# Engine figures per sample. Gauges are read as they are; counters become rates per second
+# between two samples; histograms become the mean of the observations made between two samples.
+ENGINE_GAUGES = [
+    ("requests_running", ("vllm:num_requests_running", "tgi_batch_current_size")),
+    ("requests_waiting", ("vllm:num_requests_waiting", "tgi_queue_size")),
+    # vLLM V1 renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc; both are a fraction 0..1.
+    ("kv_cache_usage_pct", ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")),
+]
+ENGINE_COUNTERS = [
+    ("prompt_tokens_per_s", ("vllm:prompt_tokens_total", "tgi_request_input_length_sum")),
+    ("generation_tokens_per_s", ("vllm:generation_tokens_total", "tgi_request_generated_tokens_sum")),
+    ("requests_per_s", ("vllm:request_success_total", "tgi_request_success")),
+]
+ENGINE_HISTOGRAMS = [
+    ("ttft_mean_s", ("vllm:time_to_first_token_seconds",)),
+    ("e2e_latency_mean_s", ("vllm:e2e_request_latency_seconds", "tgi_request_duration")),
+    ("inter_token_latency_mean_s", ("vllm:inter_token_latency_seconds",
+                                    "vllm:time_per_output_token_seconds",
+                                    "tgi_request_mean_time_per_token_duration")),
+]
+
+COLUMNS = (["timestamp", "elapsed_s", "sample", "namespace", "pod", "pod_restarts"]
+           + [col for _f, col, _k in GPU_FIELDS]
+           + ["memory_used_pct", "throttle_active", "compute_apps", "compute_apps_memory_mib"]
+           + [key for key, _n in ENGINE_GAUGES] + [key for key, _n in ENGINE_COUNTERS]
+           + [key for key, _n in ENGINE_HISTOGRAMS] + ["engine_metrics", "error"])
+# Columns summarised with min/mean/max (per GPU for GPU columns, once for engine columns).
+GPU_SUMMARY = ["gpu_utilization_pct", "memory_utilization_pct", "memory_used_mib", "memory_used_pct",
+               "temperature_c", "power_draw_w", "sm_clock_mhz"]
+ENGINE_SUMMARY = ([key for key, _n in ENGINE_GAUGES] + [key for key, _n in ENGINE_COUNTERS]
+                  + [key for key, _n in ENGINE_HISTOGRAMS])
+
+
+class NvidiaSmiError(IccError):
+    """nvidia-smi is missing, failed, or printed something that is not its CSV."""
+
+
+def now_iso(ts=None):
+    """ISO 8601 UTC timestamp with milliseconds, e.g. 2026-11-29T03:30:01.123+00:00."""
+    moment = datetime.datetime.fromtimestamp(time.time() if ts is None else ts, tz=datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def file_stamp(ts):
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+# ---------------------------------------------------------------------------------------------
+# nvidia-smi
+
+
+def gpu_query_command(nvidia_smi="nvidia-smi"):
+    return [nvidia_smi, "--query-gpu=" + ",".join(f for f, _c, _k in GPU_FIELDS), QUERY_FORMAT]
+
+
+def apps_query_command(nvidia_smi="nvidia-smi"):
+    return [nvidia_smi, "--query-compute-apps=" + ",".join(APP_FIELDS), QUERY_FORMAT]
+
+
+def explain_failure(output, exit_code=None, nvidia_smi="nvidia-smi"):
+    """Raise NvidiaSmiError with a hint for output that is not CSV (or a failed exec)."""
+    text = (output or "").strip()
+    low = text.lower()
+    if ("not found" in low or "no such file" in low or exit_code in (126, 127)) and "devices" not in low:
+        raise NvidiaSmiError(
+            "%s is not in the engine container (%s)." % (nvidia_smi, text[:300] or "exit code %s" % exit_code),
+            "GPU images of vLLM and TGI get it from the NVIDIA container runtime at "
+            "/usr/local/nvidia/bin/nvidia-smi when the pod requests nvidia.com/gpu: set "
+            "gpu_monitor_nvidia_smi to that path, or check that the pod has a GPU limit.")
+    if "no devices were found" in low or exit_code == 6:
+        raise NvidiaSmiError("nvidia-smi found no GPU in the container (%s)." % text[:300],
+                             "The pod must request nvidia.com/gpu in its resource limits.")
+    if "couldn't communicate with the nvidia driver" in low or exit_code == 9:
+        raise NvidiaSmiError("nvidia-smi cannot talk to the NVIDIA driver (%s)." % text[:300],
+                             "The node's driver is not usable; ask the ICC admins or redeploy.")
+    if "is not a valid field" in low:
+        raise NvidiaSmiError("This nvidia-smi does not know a queried field (%s)." % text[:300],
+                             "The driver is older than expected; report the driver version.")
+    raise NvidiaSmiError("nvidia-smi failed (exit code %s): %s" % (exit_code, text[:300] or "no output"))
+
+
+def _split(line):
+    return [v.strip() for v in next(csv.reader([line], skipinitialspace=True))]
+
+
+def _value(raw, kind, field):
+    """(value, problem): None for N/A-like values, problem text for broken ones; strict numbers."""
+    if raw in NOT_AVAILABLE:
+        return None, None
+    if raw in BROKEN:
+        return None, "%s: %s" % (field, raw.strip("[]"))
+    if kind == "str":
+        return raw, None
+    if kind == "hex":
+        try:
+            return int(raw, 16), None
+        except ValueError:
+            raise NvidiaSmiError("nvidia-smi printed %r for %s, not a hex bitmask." % (raw, field))
+    try:
+        number = float(raw)
+    except ValueError:
+        raise NvidiaSmiError("nvidia-smi printed %r for %s, not a number (was nounits honoured?)."
+                             % (raw, field))
+    if math.isnan(number) or math.isinf(number):
+        return None, None
+    if kind == "int":
+        if number != int(number):
+            raise NvidiaSmiError("nvidia-smi printed %r for %s, not an integer." % (raw, field))
+        return int(number), None
+    return number, None
+
+
+def throttle_names(mask):
+    if mask is None:
+        return []
+    return [name for bit, name in THROTTLE_BITS if mask & bit]
+
+
+def parse_gpu_csv(text, exit_code=0, nvidia_smi="nvidia-smi"):
+    """Rows of ``--query-gpu`` CSV (noheader, nounits) as dicts keyed by our CSV columns.
+
+    Each dict has ``problems`` (broken values such as ``[GPU is lost]``). Anything that is not
+    exactly one value per queried field raises NvidiaSmiError.
+    """
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    if exit_code not in (0, None) or not lines:
+        explain_failure(text, exit_code, nvidia_smi)
+    gpus = []
+    for line in lines:
+        values = _split(line)
+        if len(values) != len(GPU_FIELDS):
+            if len(gpus) == 0 and len(values) < 3:
+                explain_failure(text, exit_code, nvidia_smi)
+            raise NvidiaSmiError("nvidia-smi printed %d values where %d were asked for: %r"
+                                 % (len(values), len(GPU_FIELDS), line[:200]))
+        row = {"problems": []}
+        for (field, col, kind), raw in zip(GPU_FIELDS, values):
+            value, problem = _value(raw, kind, field)
+            row[col] = value
+            if problem:
+                row["problems"].append(problem)
+        if row["gpu_index"] is None:
+            raise NvidiaSmiError("nvidia-smi printed no GPU index: %r" % line[:200])
+        used, total = row["memory_used_mib"], row["memory_total_mib"]
+        row["memory_used_pct"] = round(100.0 * used / total, 2) if used is not None and total else None
+        reasons = [r for r in throttle_names(row["throttle_reasons"]) if r not in BENIGN_THROTTLE]
+        row["throttle_active"] = " ".join(reasons)
+        gpus.append(row)
+    return gpus
+
+
+def parse_apps_csv(text, exit_code=0, nvidia_smi="nvidia-smi"):
+    """{gpu uuid: {"compute_apps": n, "compute_apps_memory_mib": MiB or None}} of --query-compute-apps."""
+    if exit_code not in (0, None):
+        explain_failure(text, exit_code, nvidia_smi)
+    apps = {}
+    for line in (text or "").splitlines():
+        if not line.strip() or "no running processes found" in line.lower():
+            continue
+        values = _split(line)
+        if len(values) != len(APP_FIELDS):
+            raise NvidiaSmiError("nvidia-smi printed %d values where %d were asked for: %r"
+                                 % (len(values), len(APP_FIELDS), line[:200]))
+        uuid, _pid, mem = values
+        memory, _problem = _value(mem, "num", "used_memory")
+        entry = apps.setdefault(uuid, {"compute_apps": 0, "compute_apps_memory_mib": None})
+        entry["compute_apps"] += 1
+        if memory is not None:
+            entry["compute_apps_memory_mib"] = (entry["compute_apps_memory_mib"] or 0) + memory
+    return apps
+
+
+# ---------------------------------------------------------------------------------------------
+# engine /metrics
+
+
+def _total(samples, name):
+    values = [v for _l, v in samples.get(name, []) if not math.isnan(v)]
+    return sum(values) if values else None
+
+
+def engine_snapshot(text):
+    """Gauges, counters and histogram sums/counts of a /metrics text, under our names."""
+    samples = parse_prometheus(text)
+    snap = {"gauges": {}, "counters": {}, "histograms": {}, "names": {}}
+    for key, names in ENGINE_GAUGES:
+        for name in names:
+            value = _total(samples, name)
+            if value is not None:
+                if key == "kv_cache_usage_pct":
+                    value = value * 100.0
+                snap["gauges"][key] = value
+                snap["names"][key] = name
+                break
+    for key, names in ENGINE_COUNTERS:
+        for name in names:
+            value = _total(samples, name)
+            if value is not None:
+                snap["counters"][key] = value
+                snap["names"][key] = name
+                break
+    for key, names in ENGINE_HISTOGRAMS:
+        for name in names:
+            total, count = _total(samples, name + "_sum"), _total(samples, name + "_count")
+            if total is not None and count is not None:
+                snap["histograms"][key] = (total, count)
+                snap["names"][key] = name
+                break
+    snap["known"] = bool(snap["gauges"] or snap["counters"] or snap["histograms"])
+    return snap
+
+
+def engine_figures(prev, cur, seconds):
+    """Per-sample engine figures: gauges now, counter rates and histogram means since ``prev``.
+
+    A counter that went down means the engine restarted: the rate of that interval is unknown
+    (None) and ``reset`` is True.
+    """
+    out = dict((key, None) for key in ENGINE_SUMMARY)
+    reset = False
+    if cur is None:
+        return out, reset
+    out.update(cur["gauges"])
+    if prev is None or not seconds or seconds <= 0:
+        return out, reset
+    for key, value in cur["counters"].items():
+        before = prev["counters"].get(key)
+        if before is None:
+            continue
+        if value < before:
+            reset = True
+            continue
+        out[key] = (value - before) / seconds
+    for key, (total, count) in cur["histograms"].items():
+        before = prev["histograms"].get(key)
+        if before is None:
+            continue
+        if count < before[1]:
+            reset = True
+            continue
+        if count > before[1]:
+            out[key] = (total - before[0]) / (count - before[1])
+    return out, reset
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampling loop
+
+
+def _round(value, digits=3):
+    if isinstance(value, float):
+        return round(value, digits)
+    return value
+
+
+class Monitor(object):
+    """Collects samples into rows, events and errors.
+
+    ``exec_fn(pod, argv) -> (output, exit_code)`` runs a command in the engine container (raises
+    IccError when the pod cannot be reached). ``metrics_fn(pod) -> text or None`` returns the
+    engine's /metrics text, None when the engine has none (HTTP 404), or raises IccError.
+    ``pod_fn() -> {"name", "uid", "restarts"} or None`` finds the engine pod now.
+    """
+
+    def __init__(self, namespace, pod_fn, exec_fn, metrics_fn=None, nvidia_smi="nvidia-smi",
+                 clock=time.time, sleep=time.sleep):
+        self.namespace = namespace
+        self.pod_fn = pod_fn
+        self.exec_fn = exec_fn
+        self.metrics_fn = metrics_fn
+        self.nvidia_smi = nvidia_smi
+        self.clock = clock
+        self.sleep = sleep
+        self.rows = []
+        self.events = []
+        self.errors = []
+        self.pods = []
+        self.started = None
+        self.metrics_status = "not asked" if metrics_fn is None else "not read yet"
+        self.metrics_names = {}
+        self._last_pod = None
+        self._prev_snap = None
+        self._prev_time = None
+        self._nvidia_smi_fatal = None
+
+    def event(self, ts, text):
+        self.events.append({"timestamp": now_iso(ts), "elapsed_s": _round(ts - self.started, 1),
+                            "event": text})
+
+    def _track_pod(self, ts, pod):
+        last = self._last_pod
+        if pod is None:
+            if last is not None and last.get("name") is not None:
+                self.event(ts, "engine pod %s is gone; no Running pod found" % last["name"])
+            self._last_pod = {"name": None}
+            return
+        if pod["name"] not in self.pods:
+            self.pods.append(pod["name"])
+        if last is None:
+            pass
+        elif last.get("name") != pod["name"]:
+            self.event(ts, "engine pod %s replaced by %s" % (last.get("name") or "(none)", pod["name"]))
+            self._prev_snap = None
+        elif pod["restarts"] > last["restarts"]:
+            self.event(ts, "engine container of %s restarted (restart count %d -> %d)"
+                       % (pod["name"], last["restarts"], pod["restarts"]))
+            self._prev_snap = None
+        self._last_pod = pod
+
+    def sample(self, index):
+        ts = self.clock()
+        if self.started is None:
+            self.started = ts
+        base = {"timestamp": now_iso(ts), "elapsed_s": _round(ts - self.started, 3), "sample": index,
+                "namespace": self.namespace}
+        try:
+            pod = self.pod_fn()
+        except (AuthenticationError, PermissionDeniedError):
+            raise
+        except IccError as exc:
+            pod = None
+            self.errors.append("sample %d: finding the engine pod: %s" % (index, exc))
+        self._track_pod(ts, pod)
+        if pod is None:
+            self.rows.append(self._row(base, {}, error="no Running engine pod"))
+            return
+        base["pod"] = pod["name"]
+        base["pod_restarts"] = pod["restarts"]
+        gpus, error = [], None
+        try:
+            out, code = self.exec_fn(pod["name"], gpu_query_command(self.nvidia_smi))
+            gpus = parse_gpu_csv(out, code, self.nvidia_smi)
+            try:
+                out, code = self.exec_fn(pod["name"], apps_query_command(self.nvidia_smi))
+                apps = parse_apps_csv(out, code, self.nvidia_smi)
+            except NvidiaSmiError as exc:
+                apps = {}
+                self.errors.append("sample %d: compute apps: %s" % (index, exc.message))
+            for gpu in gpus:
+                gpu.update(apps.get(gpu["gpu_uuid"], {"compute_apps": 0, "compute_apps_memory_mib": None}))
+        except (AuthenticationError, PermissionDeniedError):
+            raise
+        except NvidiaSmiError as exc:
+            error = exc.message
+            if "is not in the engine container" in exc.message or "found no GPU" in exc.message:
+                self._nvidia_smi_fatal = exc
+        except IccError as exc:
+            error = "exec in %s failed: %s" % (pod["name"], exc.message)
+        if error:
+            self.errors.append("sample %d: %s" % (index, error))
+        engine, engine_state = self._engine(index, ts, pod)
+        if not gpus:
+            self.rows.append(self._row(base, engine, error=error, engine_state=engine_state))
+        for gpu in gpus:
+            problems = "; ".join(gpu.pop("problems"))
+            self.rows.append(self._row(base, engine, gpu=gpu, error=problems or None,
+                                       engine_state=engine_state))
+
+    def _engine(self, index, ts, pod):
+        if self.metrics_fn is None:
+            return {}, "not asked"
+        try:
+            text = self.metrics_fn(pod["name"])
+        except IccError as exc:
+            self.metrics_status = "error: %s" % exc.message
+            self.errors.append("sample %d: /metrics: %s" % (index, exc.message))
+            return {}, "error"
+        if text is None:
+            self.metrics_status = "not available (the engine has no /metrics)"
+            return {}, "not available"
+        snap = engine_snapshot(text)
+        if not snap["known"]:
+            self.metrics_status = "not available (no vLLM or TGI metrics in /metrics)"
+            return {}, "not available"
+        self.metrics_status = "available"
+        self.metrics_names.update(snap["names"])
+        seconds = ts - self._prev_time if self._prev_time is not None else None
+        figures, reset = engine_figures(self._prev_snap, snap, seconds)
+        if reset:
+            self.event(ts, "engine counters went down: the engine restarted")
+        self._prev_snap, self._prev_time = snap, ts
+        return figures, "ok"
+
+    def _row(self, base, engine, gpu=None, error=None, engine_state=""):
+        row = dict((col, None) for col in COLUMNS)
+        row.update(base)
+        row.update(engine)
+        if gpu:
+            row.update(gpu)
+        row["engine_metrics"] = engine_state
+        row["error"] = error
+        return dict((k, _round(v)) for k, v in row.items())
+
+    def run(self, count=None, duration=None, interval=5.0):
+        """Sample ``count`` times, or for ``duration`` seconds, every ``interval`` seconds."""
+        start = self.clock()
+        index = 0
+        while True:
+            began = self.clock()
+            self.sample(index)
+            index += 1
+            if self._nvidia_smi_fatal is not None and index == 1:
+                raise self._nvidia_smi_fatal
+            if count is not None and index >= count:
+                break
+            if duration is not None and self.clock() - start + interval > duration + 1e-6:
+                break
+            self.sleep(max(0.0, interval - (self.clock() - began)))
+        return self.rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+
+
+def _stats(values):
+    values = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if not values:
+        return None
+    return {"min": _round(min(values)), "mean": _round(sum(values) / len(values)),
+            "max": _round(max(values)), "samples": len(values)}
+
+
+def summarize(monitor, files=None):
+    rows = monitor.rows
+    gpu_rows = [r for r in rows if r.get("gpu_index") is not None]
+    gpus = []
+    for uuid in sorted(set(r["gpu_uuid"] for r in gpu_rows), key=str):
+        mine = [r for r in gpu_rows if r["gpu_uuid"] == uuid]
+        first = mine[0]
+        metrics = {}
+        for col in GPU_SUMMARY:
+            stats = _stats(r[col] for r in mine)
+            if stats:
+                metrics[col] = stats
+        throttled = {}
+        for r in mine:
+            for reason in (r["throttle_active"] or "").split():
+                throttled[reason] = throttled.get(reason, 0) + 1
+        peak = max((r for r in mine if r["memory_used_mib"] is not None),
+                   key=lambda r: r["memory_used_mib"], default=None)
+        not_reported = sorted(col for col in GPU_SUMMARY if col not in metrics)
+        gpus.append({
+            "index": first["gpu_index"], "name": first["gpu_name"], "uuid": uuid,
+            "memory_total_mib": first["memory_total_mib"], "samples": len(mine),
+            "metrics": metrics,
+            "peak_memory_used_mib": peak["memory_used_mib"] if peak else None,
+            "peak_memory_at": peak["timestamp"] if peak else None,
+            "throttling": [{"reason": k, "samples": v} for k, v in sorted(throttled.items())],
+            "ecc_errors_uncorrected_max": (_stats(r["ecc_errors_uncorrected"] for r in mine) or {}).get("max"),
+            "not_reported": not_reported,
+        })
+    gpus.sort(key=lambda g: g["index"])
+    sample_ids = sorted(set(r["sample"] for r in rows))
+    per_sample = {}
+    for r in rows:
+        per_sample.setdefault(r["sample"], r)
+    engine_rows = list(per_sample.values())
+    engine = {"metrics": monitor.metrics_status, "names": dict(sorted(monitor.metrics_names.items()))}
+    for col in ENGINE_SUMMARY:
+        stats = _stats(r[col] for r in engine_rows)
+        if stats:
+            engine[col] = stats
+    tokens = _stats(r["generation_tokens_per_s"] for r in engine_rows)
+    throttling = [{"gpu": g["index"], "reason": t["reason"], "samples": t["samples"]}
+                  for g in gpus for t in g["throttling"]]
+    first_ts = rows[0]["timestamp"] if rows else None
+    last_ts = rows[-1]["timestamp"] if rows else None
+    return {
+        "namespace": monitor.namespace,
+        "pods": list(monitor.pods),
+        "started": first_ts,
+        "finished": last_ts,
+        "samples": len(sample_ids),
+        "samples_with_gpu_data": len(set(r["sample"] for r in gpu_rows)),
+        "gpu_count": len(gpus),
+        "gpus": gpus,
+        "engine": engine,
+        "tokens_per_s": tokens,
+        "peak_memory_used_mib": max([g["peak_memory_used_mib"] for g in gpus
+                                     if g["peak_memory_used_mib"] is not None] or [None], key=lambda v: v or 0),
+        "throttling": throttling,
+        "errors": list(monitor.errors),
+        "events": list(monitor.events),
+        "files": files or {},
+    }
+
+
+def summary_lines(summary):
+    """A few lines a person reads in the Ansible output."""
+    lines = ["%d samples of %s (%s), %d GPU(s)" % (summary["samples"], summary["namespace"],
+                                                  ", ".join(summary["pods"]) or "no pod", summary["gpu_count"])]
+    for g in summary["gpus"]:
+        m = g["metrics"]
+
+        def fig(col, unit, m=m):
+            s = m.get(col)
+            if not s:
+                return "n/a"
+            return "%s/%s/%s %s" % (_fmt(s["min"]), _fmt(s["mean"]), _fmt(s["max"]), unit)
+        lines.append("GPU %s %s: util min/mean/max %s, memory %s (peak %s of %s MiB), temp %s, power %s"
+                     % (g["index"], g["name"], fig("gpu_utilization_pct", "%"), fig("memory_used_mib", "MiB"),
+                        _fmt(g["peak_memory_used_mib"]), _fmt(g["memory_total_mib"]),
+                        fig("temperature_c", "C"), fig("power_draw_w", "W")))
+    tps = summary["tokens_per_s"]
+    lines.append("engine /metrics: %s%s" % (
+        summary["engine"]["metrics"],
+        "; generated tokens/s min/mean/max %s/%s/%s" % (_fmt(tps["min"]), _fmt(tps["mean"]), _fmt(tps["max"]))
+        if tps else ""))
+    lines.append("throttling: %s" % (", ".join("GPU %s %s (%d samples)" % (t["gpu"], t["reason"], t["samples"])
+                                                for t in summary["throttling"]) or "none"))
+    for e in summary["events"]:
+        lines.append("event at %ss: %s" % (e["elapsed_s"], e["event"]))
+    if summary["errors"]:
+        lines.append("%d error(s), first: %s" % (len(summary["errors"]), summary["errors"][0]))
+    return lines
+
+
+def _fmt(value):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return ("%.1f" % value).rstrip("0").rstrip(".") if abs(value) >= 10 else ("%.2f" % value).rstrip("0").rstrip(".")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def write_csv(rows, path):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(dict((k, "" if v is None else v) for k, v in row.items()))
+    _write(path, buf.getvalue())
+
+
+def _write(path, text, mode="w"):
+    tmp = path + ".tmp"
+    with open(tmp, mode) as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+# Panels of the pictures: (title, column, unit, fixed y range or None).
+PANELS = [
+    ("GPU utilisation", "gpu_utilization_pct", "%", (0, 100)),
+    ("GPU memory used", "memory_used_mib", "MiB", None),
+    ("Temperature", "temperature_c", "\u00b0C", None),
+    ("Power draw", "power_draw_w", "W", None),
+    ("Tokens generated per second (engine)", "generation_tokens_per_s", "tokens/s", None),
+]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def _series(rows, column):
+    """[(label, [(elapsed, value or None)])]: one series per GPU, one for engine columns."""
+    if column in ENGINE_SUMMARY:
+        seen = {}
+        for r in rows:
+            seen.setdefault(r["sample"], (r["elapsed_s"], r[column]))
+        return [("engine", [seen[k] for k in sorted(seen)])]
+    out = {}
+    names = {}
+    for r in rows:
+        if r.get("gpu_index") is None:
+            continue
+        out.setdefault(r["gpu_index"], []).append((r["elapsed_s"], r[column]))
+        names[r["gpu_index"]] = r["gpu_name"]
+    return [("GPU %s" % k, out[k]) for k in sorted(out)]
+
+
+def _nice_range(lo, hi):
+    if lo is None:
+        return 0.0, 1.0
+    if hi - lo < 1e-9:
+        pad = abs(hi) * 0.1 or 1.0
+        return lo - pad, hi + pad
+    pad = (hi - lo) * 0.08
+    lo2 = 0.0 if lo >= 0 and lo - pad < 0 else lo - pad
+    return lo2, hi + pad
+
+
+def _ticks(lo, hi, n=5):
+    span = hi - lo
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=mag * 10)
+    first = math.ceil(lo / step) * step
+    ticks = []
+    value = first
+    while value <= hi + step * 1e-6:
+        ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _esc(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, note=None):
+    """One time-series chart as an SVG string: lines per series, gaps where values are missing."""
+    left, right, top, bottom = 70, 120, 30, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    values = [v for _l, pts in series for _x, v in pts if v is not None]
+    if fixed:
+        lo, hi = fixed
+    else:
+        lo, hi = _nice_range(min(values) if values else None, max(values) if values else None)
+    x_max = x_max or 1.0
+
+    def px(x):
+        return left + plot_w * (x / x_max)
+
+    def py(y):
+        return top + plot_h * (1 - (y - lo) / (hi - lo))
+    parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+             'role="img" aria-label="%s">' % (width, height, width, height, _esc(title)),
+             '<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>' % (width, height),
+             '<text x="%d" y="18" font-size="14" font-weight="bold" fill="#222">%s (%s)</text>'
+             % (left, _esc(title), _esc(unit))]
+    for t in _ticks(lo, hi):
+        y = py(t)
+        parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e4e4e4"/>' % (left, left + plot_w, y, y))
+        parts.append('<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#444">%s</text>'
+                     % (left - 6, y + 4, _esc(_fmt(float(t)))))
+    for t in _ticks(0, x_max):
+        x = px(t)
+        parts.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#f0f0f0"/>' % (x, x, top, top + plot_h))
+        parts.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle" fill="#444">%s</text>'
+                     % (x, top + plot_h + 15, _esc(_fmt(float(t)))))
+    parts.append('<text x="%d" y="%d" font-size="11" text-anchor="middle" fill="#444">seconds since start</text>'
+                 % (left + plot_w // 2, height - 4))
+    parts.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>'
+                 % (left, top, plot_w, plot_h))
+    if not values:
+        parts.append('<text x="%d" y="%d" font-size="13" text-anchor="middle" fill="#888">%s</text>'
+                     % (left + plot_w // 2, top + plot_h // 2, _esc(note or "no data")))
+    for i, (label, pts) in enumerate(series):
+        color = COLORS[i % len(COLORS)]
+        segments, current = [], []
+        for x, v in pts:
+            if v is None:
+                if current:
+                    segments.append(current)
+                current = []
+            else:
+                current.append((px(x), py(max(lo, min(hi, v)))))
+        if current:
+            segments.append(current)
+        for seg in segments:
+            if len(seg) == 1:
+                parts.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>' % (seg[0][0], seg[0][1], color))
+            else:
+                parts.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
+                             % (color, " ".join("%.1f,%.1f" % p for p in seg)))
+        if values:
+            ly = top + 14 + 16 * i
+            parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/>'
+                         % (left + plot_w + 10, left + plot_w + 28, ly - 4, ly - 4, color))
+            parts.append('<text x="%d" y="%d" font-size="12" fill="#222">%s</text>'
+                         % (left + plot_w + 32, ly, _esc(label)))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _title(summary):
+    return "GPU monitor: %s, %s to %s" % (summary["namespace"], summary["started"] or "?",
+                                         summary["finished"] or "?")
+
+
+def _panel_series(rows, column):
+    series = _series(rows, column)
+    if column == "memory_used_mib":
+        totals = {}
+        for r in rows:
+            if r.get("gpu_index") is not None and r.get("memory_total_mib"):
+                totals[r["gpu_index"]] = r["memory_total_mib"]
+        if totals:
+            return series, max(totals.values())
+    return series, None
+
+
+def write_html(rows, summary, path):
+    x_max = max([r["elapsed_s"] for r in rows] or [1.0]) or 1.0
+    panels = []
+    for title, column, unit, fixed in PANELS:
+        series, total = _panel_series(rows, column)
+        if total:
+            fixed = (0, total)
+            title = "%s (of %s MiB)" % (title, _fmt(total))
+        note = None
+        if column in ENGINE_SUMMARY:
+            note = "engine metrics: %s" % summary["engine"]["metrics"]
+        panels.append(svg_panel(title, unit, series, x_max, fixed, note=note))
+    lines = summary_lines(summary)
+    html = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+            "<title>%s</title>" % _esc(_title(summary)),
+            "<style>body{font-family:sans-serif;margin:16px;color:#222}svg{display:block;margin:6px 0}"
+            "pre{background:#f6f6f6;padding:8px;white-space:pre-wrap}</style></head><body>",
+            "<h1 style=\"font-size:18px\">%s</h1>" % _esc(_title(summary)),
+            "<pre>%s</pre>" % _esc("\n".join(lines))]
+    html.extend(panels)
+    html.append("<p style=\"font-size:12px;color:#666\">One line per GPU (nvidia-smi in pod %s, every sample); "
+                "tokens per second from the engine's /metrics counters. Gaps: no value in that sample.</p>"
+                % _esc(", ".join(summary["pods"]) or "-"))
+    html.append("</body></html>")
+    _write(path, "\n".join(html) + "\n")
+
+
+def png_available():
+    try:
+        import matplotlib  # noqa: F401  pylint: disable=unused-import
+    except ImportError:
+        return False
+    return True
+
+
+def write_png(rows, summary, path):
+    """Five stacked time series as a PNG (needs matplotlib; returns False without it)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(len(PANELS), 1, figsize=(9, 11), sharex=True, dpi=80)
+    for ax, (title, column, unit, fixed) in zip(axes, PANELS):
+        series, total = _panel_series(rows, column)
+        drawn = False
+        for i, (label, pts) in enumerate(series):
+            xs = [x for x, _v in pts]
+            ys = [float("nan") if v is None else v for _x, v in pts]
+            if any(v is not None for _x, v in pts):
+                ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.6,
+                        color=COLORS[i % len(COLORS)], label=label)
+                drawn = True
+        if total:
+            ax.set_ylim(0, total * 1.02)
+            ax.axhline(total, color="#999", linestyle="--", linewidth=1)
+            title = "%s (of %s MiB)" % (title, _fmt(total))
+        elif fixed:
+            ax.set_ylim(*fixed)
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+        ax.set_ylabel(unit)
+        ax.grid(True, color="#e4e4e4")
+        if drawn:
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
+        else:
+            note = "no data"
+            if column in ENGINE_SUMMARY:
+                note = "engine metrics: %s" % summary["engine"]["metrics"]
+            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center", color="#888")
+    axes[-1].set_xlabel("seconds since start")
+    fig.suptitle(_title(summary), fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return True
+
+
+def write_outputs(monitor, dest, stamp_ts, formats, write=True):
+    """Write the files; returns (summary, files dict)."""
+    base = "gpu-monitor_%s_%s" % (monitor.namespace, file_stamp(stamp_ts))
+    files = {}
+    paths = {"csv": base + ".csv", "summary": base + ".summary.json", "html": base + ".html",
+             "png": base + ".png"}
+    wanted = [f for f in ("csv", "summary", "html", "png") if f in formats]
+    if "png" in wanted and not png_available():
+        wanted.remove("png")
+        monitor.errors.append("PNG not written: matplotlib is not installed for the Python that runs "
+                              "Ansible modules (the HTML page has the same charts).")
+    for fmt in wanted:
+        files[fmt] = os.path.join(dest, paths[fmt])
+    summary = summarize(monitor, files)
+    if not write:
+        return summary, files
+    if not os.path.isdir(dest):
+        os.makedirs(dest)
+    if "csv" in files:
+        write_csv(monitor.rows, files["csv"])
+    if "html" in files:
+        write_html(monitor.rows, summary, files["html"])
+    if "png" in files:
+        write_png(monitor.rows, summary, files["png"])
+    if "summary" in files:
+        _write(files["summary"], json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return summary, files
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster side: find the engine pod, exec in it, read its /metrics through a port-forward
+
+
+def _status_exit_code(status_text):
+    """(exit code or None, message) from the exec error channel (a v1 Status as JSON)."""
+    if not status_text:
+        return 0, ""
+    try:
+        status = json.loads(status_text)
+    except ValueError:
+        return None, status_text
+    if status.get("status") == "Success":
+        return 0, ""
+    for cause in (status.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return int(cause.get("message")), status.get("message", "")
+            except (TypeError, ValueError):
+                break
+    return None, status.get("message") or status_text
+
+
+class KubeSampler(object):
+    """The three I/O functions of Monitor, over the Kubernetes API (no kubectl)."""
+
+    def __init__(self, kube, tunnel_kube, namespace, selector=None, pod=None, container=None,
+                 metrics_port=8000, metrics_path="/metrics", timeout=20):
+        self.kube = kube
+        self.tunnel_kube = tunnel_kube
+        self.namespace = namespace
+        self.selector = selector
+        self.pod = pod
+        self.container = container
+        self.metrics_port = metrics_port
+        self.metrics_path = metrics_path
+        self.timeout = timeout
+        self._tunnel = None
+        self._tunnel_pod = None
+        self._base_url = None
+        self._containers = {}
+
+    def _describe(self, pod):
+        statuses = pod.status.container_statuses or []
+        name = self.container or (pod.spec.containers[0].name if pod.spec.containers else None)
+        self._containers[pod.metadata.name] = name
+        restarts = sum(s.restart_count or 0 for s in statuses if s.name == name)
+        return {"name": pod.metadata.name, "uid": pod.metadata.uid, "restarts": restarts}
+
+    def find_pod(self):
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+
+        if self.pod:
+            try:
+                pod = self.kube.call(self.kube.core.read_namespaced_pod, self.pod, self.namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            pods = [pod]
+        else:
+            pods = self.kube.call(self.kube.core.list_namespaced_pod, self.namespace,
+                                  label_selector=self.selector).items
+        running = [p for p in pods if p.status and p.status.phase == "Running"
+                   and not p.metadata.deletion_timestamp]
+        if not running:
+            return None
+
+        def ready(p):
+            return any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        running.sort(key=lambda p: (not ready(p), p.metadata.name))
+        return self._describe(running[0])
+
+    def exec_in(self, pod, argv):
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+        from kubernetes.stream import stream
+
+        kwargs = dict(command=argv, stderr=True, stdin=False, stdout=True, tty=False,
+                      _preload_content=False)
+        container = self._containers.get(pod)
+        if container:
+            kwargs["container"] = container
+        try:
+            resp = self.kube.call(stream, self.kube.core.connect_get_namespaced_pod_exec, pod,
+                                  self.namespace, **kwargs)
+        except ApiException as exc:
+            raise IccError("exec into pod %s failed (HTTP %s): %s"
+                           % (pod, exc.status, (exc.body or exc.reason or "")[:300]))
+        try:
+            resp.run_forever(timeout=self.timeout)
+            out = resp.read_stdout() or ""
+            err = resp.read_stderr() or ""
+            code, message = _status_exit_code(resp.read_channel(3))
+            if resp.is_open():
+                raise IccError("nvidia-smi in pod %s did not finish within %s s." % (pod, self.timeout))
+        finally:
+            resp.close()
+        if code is None:
+            return (out + err + message).strip(), 127 if "not found" in message.lower() else 1
+        return out if code == 0 else (out + err), code
+
+    def metrics(self, pod):
+        """The /metrics text of the engine in ``pod``, None when it has none (HTTP 404)."""
+        from ansible.module_utils.urls import open_url
+        from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+        from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import ServiceTunnel
+
+        if self._tunnel_pod != pod:
+            self.close()
+            self._tunnel = ServiceTunnel(self.tunnel_kube, self.namespace, None, self.metrics_port,
+                                         pod=pod, pod_port=self.metrics_port)
+            self._base_url = self._tunnel.__enter__()
+            self._tunnel_pod = pod
+        url = self._base_url + self.metrics_path
+        try:
+            resp = open_url(url, timeout=self.timeout, validate_certs=False)
+            return resp.read().decode("utf-8", "replace")
+        except HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise IccError("GET %s of pod %s answered HTTP %s." % (self.metrics_path, pod, exc.code))
+        except (URLError, OSError, ValueError) as exc:
+            raise IccError("GET %s of pod %s failed: %s" % (self.metrics_path, pod, exc))
+
+    def close(self):
+        if self._tunnel is not None:
+            self._tunnel.__exit__(None, None, None)
+        self._tunnel = None
+        self._tunnel_pod = None
