@@ -38,7 +38,7 @@ GPU_FIELDS = [
     ("memory.total", "memory_total_mib", "num"),
     ("power.draw", "power_draw_w", "num"),
     ("clocks.sm", "sm_clock_mhz", "num"),
-    ("clocks_throttle_reasons.active", "throttle_reasons", "hex"),
+    ("clocks_throttle_reasons.active", "throttle_bitmask", "hex"),
     ("ecc.errors.uncorrected.volatile.total", "ecc_errors_uncorrected", "num"),
 ]
 APP_FIELDS = ["gpu_uuid", "pid", "used_memory"]
@@ -87,7 +87,7 @@ ENGINE_HISTOGRAMS = [
 
 COLUMNS = (["timestamp", "elapsed_s", "sample", "namespace", "pod", "pod_restarts"]
            + [col for _f, col, _k in GPU_FIELDS]
-           + ["memory_used_pct", "throttle_active", "compute_apps", "compute_apps_memory_mib"]
+           + ["memory_used_pct", "throttle_reasons", "compute_apps", "compute_apps_memory_mib"]
            + [key for key, _n in ENGINE_GAUGES] + [key for key, _n in ENGINE_COUNTERS]
            + [key for key, _n in ENGINE_HISTOGRAMS] + ["engine_metrics", "error"])
 # Columns summarised with min/mean/max (per GPU for GPU columns, once for engine columns).
@@ -209,8 +209,8 @@ def parse_gpu_csv(text, exit_code=0, nvidia_smi="nvidia-smi"):
             raise NvidiaSmiError("nvidia-smi printed no GPU index: %r" % line[:200])
         used, total = row["memory_used_mib"], row["memory_total_mib"]
         row["memory_used_pct"] = round(100.0 * used / total, 2) if used is not None and total else None
-        reasons = [r for r in throttle_names(row["throttle_reasons"]) if r not in BENIGN_THROTTLE]
-        row["throttle_active"] = " ".join(reasons)
+        reasons = [r for r in throttle_names(row["throttle_bitmask"]) if r not in BENIGN_THROTTLE]
+        row["throttle_reasons"] = " ".join(reasons)
         gpus.append(row)
     return gpus
 
@@ -347,7 +347,6 @@ class Monitor(object):
         self._last_pod = None
         self._prev_snap = None
         self._prev_time = None
-        self._nvidia_smi_fatal = None
 
     def event(self, ts, text):
         self.events.append({"timestamp": now_iso(ts), "elapsed_s": _round(ts - self.started, 1),
@@ -408,8 +407,9 @@ class Monitor(object):
             raise
         except NvidiaSmiError as exc:
             error = exc.message
-            if "is not in the engine container" in exc.message or "found no GPU" in exc.message:
-                self._nvidia_smi_fatal = exc
+            if index == 0 and ("is not in the engine container" in exc.message or "found no GPU" in exc.message):
+                # Nothing later can work: say so now instead of writing a CSV of errors.
+                raise
         except IccError as exc:
             error = "exec in %s failed: %s" % (pod["name"], exc.message)
         if error:
@@ -465,8 +465,6 @@ class Monitor(object):
             began = self.clock()
             self.sample(index)
             index += 1
-            if self._nvidia_smi_fatal is not None and index == 1:
-                raise self._nvidia_smi_fatal
             if count is not None and index >= count:
                 break
             if duration is not None and self.clock() - start + interval > duration + 1e-6:
@@ -501,7 +499,7 @@ def summarize(monitor, files=None):
                 metrics[col] = stats
         throttled = {}
         for r in mine:
-            for reason in (r["throttle_active"] or "").split():
+            for reason in (r["throttle_reasons"] or "").split():
                 throttled[reason] = throttled.get(reason, 0) + 1
         peak = max((r for r in mine if r["memory_used_mib"] is not None),
                    key=lambda r: r["memory_used_mib"], default=None)
@@ -599,8 +597,17 @@ def write_csv(rows, path):
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(dict((k, "" if v is None else v) for k, v in row.items()))
+        writer.writerow(dict((k, _cell(v)) for k, v in row.items()))
     _write(path, buf.getvalue())
+
+
+def _cell(value):
+    """Plain CSV cell: empty for no value, whole numbers without .0."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return int(value)
+    return value
 
 
 def _write(path, text, mode="w"):
@@ -725,6 +732,7 @@ def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, not
                 parts.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
                              % (color, " ".join("%.1f,%.1f" % p for p in seg)))
         if values:
+            label = _label(label, pts)
             ly = top + 14 + 16 * i
             parts.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="3"/>'
                          % (left + plot_w + 10, left + plot_w + 28, ly - 4, ly - 4, color))
@@ -735,8 +743,18 @@ def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, not
 
 
 def _title(summary):
-    return "GPU monitor: %s, %s to %s" % (summary["namespace"], summary["started"] or "?",
-                                         summary["finished"] or "?")
+    started = (summary["started"] or "?")[:19].replace("T", " ")
+    seconds = ""
+    if summary["started"] and summary["finished"]:
+        first = datetime.datetime.fromisoformat(summary["started"])
+        last = datetime.datetime.fromisoformat(summary["finished"])
+        seconds = ", %d s" % round((last - first).total_seconds())
+    return "GPU monitor of %s (pod %s): %s UTC%s, %d samples" % (
+        summary["namespace"], ", ".join(summary["pods"]) or "-", started, seconds, summary["samples"])
+
+
+def _label(label, pts):
+    return label if any(v is not None for _x, v in pts) else label + ": no reading"
 
 
 def _panel_series(rows, column):
@@ -802,9 +820,9 @@ def write_png(rows, summary, path):
             xs = [x for x, _v in pts]
             ys = [float("nan") if v is None else v for _x, v in pts]
             if any(v is not None for _x, v in pts):
-                ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.6,
-                        color=COLORS[i % len(COLORS)], label=label)
                 drawn = True
+            ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.6,
+                    color=COLORS[i % len(COLORS)], label=_label(label, pts))
         if total:
             ax.set_ylim(0, total * 1.02)
             ax.axhline(total, color="#999", linestyle="--", linewidth=1)
@@ -885,7 +903,8 @@ class KubeSampler(object):
     """The three I/O functions of Monitor, over the Kubernetes API (no kubectl)."""
 
     def __init__(self, kube, tunnel_kube, namespace, selector=None, pod=None, container=None,
-                 metrics_port=8000, metrics_path="/metrics", timeout=20):
+                 metrics_port=8000, metrics_path="/metrics", timeout=20, metrics_url=None):
+        self.metrics_url = metrics_url
         self.kube = kube
         self.tunnel_kube = tunnel_kube
         self.namespace = namespace
@@ -965,13 +984,16 @@ class KubeSampler(object):
         from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
         from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import ServiceTunnel
 
-        if self._tunnel_pod != pod:
+        if self.metrics_url:
+            url = self.metrics_url
+        elif self._tunnel_pod != pod:
             self.close()
             self._tunnel = ServiceTunnel(self.tunnel_kube, self.namespace, None, self.metrics_port,
                                          pod=pod, pod_port=self.metrics_port)
             self._base_url = self._tunnel.__enter__()
             self._tunnel_pod = pod
-        url = self._base_url + self.metrics_path
+        if not self.metrics_url:
+            url = self._base_url + self.metrics_path
         try:
             resp = open_url(url, timeout=self.timeout, validate_certs=False)
             return resp.read().decode("utf-8", "replace")

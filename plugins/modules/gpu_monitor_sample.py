@@ -67,6 +67,11 @@ options:
     description: Path of the Prometheus metrics of the engine.
     type: str
     default: /metrics
+  metrics_url:
+    description:
+      - Read the engine metrics from this URL instead of through a port-forward to the pod, for example
+        C(http://127.0.0.1:8000/metrics) of a port-forward that is already running.
+    type: str
   interval:
     description: Seconds between the starts of two samples.
     type: float
@@ -172,7 +177,8 @@ def run(module):
     namespace = p["namespace"] or kube.namespace or "default"
     sampler = gm.KubeSampler(kube, module.client(), namespace, selector=p["selector"], pod=p["pod"],
                              container=p["container"], metrics_port=p["metrics_port"],
-                             metrics_path=p["metrics_path"], timeout=p["timeout"])
+                             metrics_path=p["metrics_path"], timeout=p["timeout"],
+                             metrics_url=p["metrics_url"])
     monitor = gm.Monitor(namespace, sampler.find_pod, sampler.exec_in,
                          sampler.metrics if p["metrics"] else None, nvidia_smi=p["nvidia_smi"])
     started = time.time()
@@ -196,6 +202,7 @@ def main():
         metrics=dict(type="bool", default=True),
         metrics_port=dict(type="int", default=8000),
         metrics_path=dict(type="str", default="/metrics"),
+        metrics_url=dict(type="str"),
         interval=dict(type="float", default=5),
         count=dict(type="int"),
         duration=dict(type="float"),
