@@ -329,8 +329,9 @@ class Monitor(object):
     """
 
     def __init__(self, namespace, pod_fn, exec_fn, metrics_fn=None, nvidia_smi="nvidia-smi",
-                 clock=time.time, sleep=time.sleep):
+                 clock=time.time, sleep=time.sleep, target=None):
         self.namespace = namespace
+        self.target = target
         self.pod_fn = pod_fn
         self.exec_fn = exec_fn
         self.metrics_fn = metrics_fn
@@ -385,6 +386,11 @@ class Monitor(object):
         except IccError as exc:
             pod = None
             self.errors.append("sample %d: finding the engine pod: %s" % (index, exc))
+        if pod is None and index == 0:
+            raise IccError("No Running engine pod in %s matches %s." % (self.namespace, self.target or "the selector"),
+                           "Deploy one first (playbook deploy.yml), or name it with gpu_monitor_engine, "
+                           "gpu_monitor_selector or gpu_monitor_pod; kubectl get pods -n %s shows what runs."
+                           % self.namespace)
         self._track_pod(ts, pod)
         if pod is None:
             self.rows.append(self._row(base, {}, error="no Running engine pod"))

@@ -180,7 +180,8 @@ def run(module):
                              metrics_path=p["metrics_path"], timeout=p["timeout"],
                              metrics_url=p["metrics_url"])
     monitor = gm.Monitor(namespace, sampler.find_pod, sampler.exec_in,
-                         sampler.metrics if p["metrics"] else None, nvidia_smi=p["nvidia_smi"])
+                         sampler.metrics if p["metrics"] else None, nvidia_smi=p["nvidia_smi"],
+                         target="pod %s" % p["pod"] if p["pod"] else "selector %s" % p["selector"])
     started = time.time()
     try:
         monitor.run(count=count, duration=p["duration"], interval=p["interval"])

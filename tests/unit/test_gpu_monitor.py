@@ -286,6 +286,14 @@ def test_missing_nvidia_smi_fails_the_first_sample_clearly():
     assert len(cluster.execs) == 1
 
 
+def test_no_pod_at_the_start_is_a_clear_error():
+    cluster = FakeCluster([None], [(TWO_GPUS, 0)])
+    mon = gm.Monitor("wabc123-default", cluster.pod, cluster.exec_fn, target="selector app=x")
+    with pytest.raises(IccError, match="No Running engine pod in wabc123-default matches selector app=x"):
+        mon.run(count=2, interval=1)
+    assert cluster.execs == []
+
+
 def test_permission_denied_is_fatal():
     cluster = FakeCluster([PermissionDeniedError("pods/exec forbidden")], [(TWO_GPUS, 0)])
     with pytest.raises(PermissionDeniedError):
