@@ -1,0 +1,438 @@
+"""Integration tests of the operations playbooks: status, logs, test_gpu, access, cleanup.
+
+They run against objects the tests create themselves with the student's own kubeconfig (a labelled
+engine Deployment with GPUs and a V100 toleration, its Service, a PVC and Secrets), not against the
+roles, so they test the playbooks' label-based discovery on its own. Class namespaces no other test
+uses: OWN is student A, OTHER another student, CRASH gets the crash-log fixture and a GPU mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+
+import pytest
+
+from sandboxlib import MODEL, REPO, http_json, run_playbook, wait_until
+
+OWN = "wcls030-default"
+OTHER = "wcls029-default"
+CRASH = "wcls028-default"
+PLAYBOOKS = REPO / "playbooks"
+SECRET_VALUE = "webui-key-do-not-print-5f2c9a"
+API_KEY_VALUE = "engine-key-do-not-print-8d1e7b"
+
+LABELS = {
+    "app.kubernetes.io/name": "vllm",
+    "app.kubernetes.io/instance": "vllm",
+    "app.kubernetes.io/component": "engine",
+    "app.kubernetes.io/part-of": "haw-icc-llm",
+    "app.kubernetes.io/managed-by": "haw_icc.llm",
+}
+WEBUI_LABELS = dict(LABELS, **{"app.kubernetes.io/name": "webui", "app.kubernetes.io/instance": "webui",
+                               "app.kubernetes.io/component": "webui"})
+
+
+def engine_objects(ns, gpus=4, tp=None, container="vllm", model=MODEL, webui=False):
+    """A labelled engine like the roles deploy: Deployment (GPUs, V100 toleration, shm), Service,
+    PVC, the WebUI secret key and an engine API key Secret; optionally a WebUI Deployment+Service."""
+    selector = {k: LABELS[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+    tp = gpus if tp is None else tp
+    objs = [
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+         "metadata": {"name": "vllm-cache", "namespace": ns, "labels": LABELS},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": "webui-secret-key", "namespace": ns, "labels": WEBUI_LABELS},
+         "stringData": {"secret-key": SECRET_VALUE}},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": "vllm-api-key", "namespace": ns, "labels": LABELS},
+         "stringData": {"api-key": API_KEY_VALUE}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "vllm-config", "namespace": ns, "labels": LABELS},
+         "data": {"note": "labelled ConfigMap"}},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "vllm", "namespace": ns, "labels": LABELS},
+         "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": selector},
+                  "template": {"metadata": {"labels": LABELS}, "spec": {
+                      "tolerations": [{"key": "gpu-tesla-v100", "operator": "Exists", "effect": "NoSchedule"}],
+                      "containers": [{
+                          "name": container, "image": "vllm/vllm-openai:v0.8.5",
+                          "args": ["--model", model, "--host", "0.0.0.0", "--port", "8000",
+                                   "--tensor-parallel-size", str(tp)],
+                          "ports": [{"name": "http", "containerPort": 8000}],
+                          "resources": {"requests": {"nvidia.com/gpu": gpus, "cpu": "100m", "memory": "128Mi"},
+                                        "limits": {"nvidia.com/gpu": gpus, "cpu": "1", "memory": "1Gi"}},
+                          "volumeMounts": [{"name": "cache", "mountPath": "/root/.cache/huggingface"},
+                                           {"name": "dshm", "mountPath": "/dev/shm"}]}],
+                      "volumes": [{"name": "cache", "persistentVolumeClaim": {"claimName": "vllm-cache"}},
+                                  {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "%dGi" % (8 * gpus)}}]}}}},
+        {"apiVersion": "v1", "kind": "Service",
+         "metadata": {"name": "vllm", "namespace": ns, "labels": LABELS},
+         "spec": {"selector": selector, "ports": [{"name": "http", "port": 8000, "targetPort": "http"}]}},
+    ]
+    if webui:
+        wsel = {k: WEBUI_LABELS[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+        objs += [
+            {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "webui", "namespace": ns, "labels": WEBUI_LABELS},
+             "spec": {"replicas": 1, "selector": {"matchLabels": wsel},
+                      "template": {"metadata": {"labels": WEBUI_LABELS}, "spec": {"containers": [{
+                          "name": "webui", "image": "ghcr.io/open-webui/open-webui:v0.6.5",
+                          "ports": [{"name": "http", "containerPort": 8080}],
+                          "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                        "limits": {"cpu": "1", "memory": "1Gi"}}}]}}}},
+            {"apiVersion": "v1", "kind": "Service",
+             "metadata": {"name": "webui", "namespace": ns, "labels": WEBUI_LABELS},
+             "spec": {"selector": wsel, "ports": [{"name": "http", "port": 3000, "targetPort": "http"}]}},
+        ]
+    return objs
+
+
+def apply(sandbox, ns, objs, kubeconfig=None):
+    proc = subprocess.run(
+        [sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.kubeconfig(ns), "apply", "-f", "-"],
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def deploy(sandbox, ns, **kw):
+    """Create the engine objects with the student's kubeconfig and wait until its pods are Ready."""
+    kc = sandbox.kubeconfig(ns)
+    apply(sandbox, ns, engine_objects(ns, **kw), kubeconfig=kc)
+    for name in ["vllm"] + (["webui"] if kw.get("webui") else []):
+        sandbox.kubectl("-n", ns, "rollout", "status", "deployment/%s" % name, "--timeout=90s",
+                        kubeconfig=kc, timeout=120)
+    return running_pod(sandbox, ns)
+
+
+def running_pod(sandbox, ns, component="engine"):
+    def find():
+        pods = sandbox.kubectl_json("-n", ns, "get", "pods", "-l",
+                                    "app.kubernetes.io/component=%s" % component)["items"]
+        ok = [p for p in pods if p["status"].get("phase") == "Running"
+              and not p["metadata"].get("deletionTimestamp")]
+        return ok[0] if len(ok) == 1 and len(pods) == 1 else None
+    return wait_until(find, timeout=90, what="one running %s pod in %s" % (component, ns))
+
+
+def remove_all(sandbox, ns):
+    sandbox.kubectl("-n", ns, "delete", "deployment,service,configmap,secret,pvc,pod,job",
+                    "-l", "app.kubernetes.io/part-of=haw-icc-llm", "--wait=true", "--timeout=90s",
+                    timeout=120, check=False)
+
+
+def snapshot(sandbox, ns):
+    """name -> resourceVersion of every labelled object of the namespace (pods without ReplicaSet
+    owners excluded since kwok updates them)."""
+    items = sandbox.kubectl_json("-n", ns, "get", "deployment,service,configmap,secret,pvc,job,ingress",
+                                 "-l", "app.kubernetes.io/part-of=haw-icc-llm")["items"]
+    return {"%s/%s" % (o["kind"], o["metadata"]["name"]): o["metadata"]["resourceVersion"] for o in items}
+
+
+def names(sandbox, ns):
+    return set(snapshot(sandbox, ns))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def host_run(playbook, host, check=False, **extra):
+    return run_playbook(PLAYBOOKS / playbook, limit=host, extra_vars=extra or None, check=check)
+
+
+@pytest.fixture(scope="module")
+def own_engine(sandbox):
+    remove_all(sandbox, OWN)
+    pod = deploy(sandbox, OWN, gpus=4, webui=True)
+    yield pod
+    remove_all(sandbox, OWN)
+
+
+# --- status ------------------------------------------------------------------------------------
+
+def test_status_lists_engine_service_and_pvc(sandbox, own_engine):
+    run = host_run("status.yml", OWN)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert run.changed() == 0
+    report = run.result("Build the rows")["ansible_facts"]["status_report"]
+    assert report["namespace"] == OWN
+    engine = [w for w in report["workloads"] if w["name"] == "vllm"]
+    assert engine, report
+    engine = engine[0]
+    assert engine["engine"] == "vllm" and engine["model"] == MODEL
+    assert engine["image"] == "vllm/vllm-openai:v0.8.5"
+    assert engine["gpus"] == 4 and engine["ready"] == "1/1" and engine["restarts"] == 0
+    assert engine["nodes"] == own_engine["spec"]["nodeName"]
+    services = {s["name"]: s for s in report["services"]}
+    assert services["vllm"]["ports"] == "8000"
+    assert own_engine["status"]["podIP"] in services["vllm"]["endpoints"]
+    assert [p["name"] for p in report["pvcs"]] == ["vllm-cache"] and report["pvcs"][0]["status"] == "Bound"
+    table = run.result("Show the table")["msg"]
+    assert "Namespace %s" % OWN in table and MODEL in table and "vllm-cache" in table
+
+
+# --- test_gpu ----------------------------------------------------------------------------------
+
+def test_gpu_sees_the_standin_gpus_and_the_model_answers(sandbox, own_engine):
+    run = host_run("test_gpu.yml", OWN)
+    assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+    assert run.changed() == 0
+    checks = {c["name"]: c for c in run.result("Judge")["ansible_facts"]["test_gpu_checks"]}
+    assert all(c["ok"] for c in checks.values()), checks
+    assert checks["GPUs seen = GPUs requested"]["detail"] == "pod sees 4, requests 4, limit 4"
+    assert "= 4, GPUs requested 4" in checks["Tensor parallel = GPUs"]["detail"]
+    assert "model %s answered" % MODEL in checks["API answers"]["detail"]
+    facts = run.result("Parse the output")["ansible_facts"]
+    assert [g["name"] for g in facts["test_gpu_gpus"]] == ["Tesla V100-PCIE-16GB"] * 4
+    assert facts["test_gpu_gpus"][-1]["power.draw"] == "[N/A]"
+    assert len(facts["test_gpu_list"]) == 4 and facts["test_gpu_list"][0].startswith("GPU 0: Tesla V100-PCIE-16GB (UUID: GPU-")
+    assert any("NVIDIA-SMI" in line for line in facts["test_gpu_table"])
+    assert int(facts["test_gpu_shm_mib"]) > 0
+    health = run.result("Ask the API a question through the engine Service, timed")
+    assert health["model"] == MODEL and health["answer"].strip()
+
+
+def test_gpu_reports_gpus_that_do_not_match_the_request(sandbox):
+    """1 GPU requested and tensor parallel 2, but the pod sees 4: both mismatches are named."""
+    remove_all(sandbox, CRASH)
+    try:
+        deploy(sandbox, CRASH, gpus=1, tp=2)
+        run = host_run("test_gpu.yml", CRASH)
+        assert run.rc != 0
+        msg = " ".join(run.failure_messages())
+        assert "GPUs seen = GPUs requested: pod sees 4, requests 1, limit 1" in msg
+        assert "Tensor parallel = GPUs: tensor-parallel-size / num-shard = 2, GPUs requested 1" in msg
+        assert "API answers" not in msg and "Engine log" not in msg
+    finally:
+        remove_all(sandbox, CRASH)
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+def test_logs_analysis_finds_oom_cuda_nccl_and_probe_failures(sandbox, tmp_path):
+    """The engine container is named engine-crash-fixture, whose log in the sandbox is the recorded-
+    style vLLM crash log (tests/cluster/fixtures/vllm-crash.log). What a kubelet would report after an
+    OOM kill and failing probes is written with the admin kubeconfig (kwok runs no containers)."""
+    remove_all(sandbox, CRASH)
+    try:
+        pod = deploy(sandbox, CRASH, gpus=1, container="engine-crash-fixture")
+        name = pod["metadata"]["name"]
+        status = {"name": "engine-crash-fixture", "image": "vllm/vllm-openai:v0.8.5", "imageID": "",
+                  "ready": True, "started": True, "restartCount": 2,
+                  "state": {"running": {"startedAt": "2026-11-29T03:10:05Z"}},
+                  "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                               "startedAt": "2026-11-29T03:00:00Z",
+                                               "finishedAt": "2026-11-29T03:10:00Z"}}}
+        sandbox.kubectl("-n", CRASH, "patch", "pod", name, "--subresource=status", "--type=strategic",
+                        "-p", json.dumps({"status": {"containerStatuses": [status]}}))
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"name": "%s.probe" % name, "namespace": CRASH},
+                 "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": CRASH},
+                 "reason": "Unhealthy", "type": "Warning", "count": 3,
+                 "message": "Startup probe failed: Get \"http://10.244.0.9:8000/health\": connection refused",
+                 "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
+                 "firstTimestamp": "2026-11-29T03:05:00Z", "lastTimestamp": "2026-11-29T03:09:00Z"}
+        proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", sandbox.admin_kubeconfig, "create", "-f", "-"],
+                              input=json.dumps(event), capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+
+        run = host_run("logs.yml", CRASH, component="engine", logs_previous=True, logs_lines=100,
+                       logs_save_dir=str(tmp_path))
+        assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+        report = run.result("Analyse")["ansible_facts"]["logs_report"]
+        assert len(report) == 1
+        a = report[0]
+        assert a["pod"] == name and a["container"] == "engine-crash-fixture" and a["component"] == "engine"
+        assert a["restarts"] == 2 and a["oom_killed"] is True
+        assert a["last_termination"] == {"reason": "OOMKilled", "exit_code": 137,
+                                         "finished": "2026-11-29T03:10:00Z"}
+        assert a["lines"] == 18
+        assert any("torch.OutOfMemoryError: CUDA out of memory" in line for line in a["cuda_errors"])
+        assert any("illegal memory access" in line for line in a["cuda_errors"])
+        assert any(line.startswith("RuntimeError: NCCL error in:") for line in a["nccl_errors"])
+        assert any("exit code: -9" in line for line in a["oom_lines"])
+        assert a["probe_failures"] == [event["message"]]
+        assert any(e.startswith("Warning | Unhealthy | 3 | Startup probe failed") for e in a["events"])
+        text = run.result("Show the logs and the analysis")["msg"]
+        assert "OOMKilled" in text and "CUDA error line(s)" in text and "NCCL error/warning line(s)" in text
+        saved = tmp_path / CRASH / ("%s_engine-crash-fixture.previous.log" % name)
+        assert saved.exists() and stat.S_IMODE(saved.stat().st_mode) == 0o600
+        assert "CUDA out of memory" in saved.read_text()
+    finally:
+        remove_all(sandbox, CRASH)
+
+
+def test_logs_of_engine_and_webui(sandbox, own_engine):
+    run = host_run("logs.yml", OWN, logs_lines=50)
+    assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+    assert run.changed() == 0
+    report = {a["component"]: a for a in run.result("Analyse")["ansible_facts"]["logs_report"]}
+    assert set(report) == {"engine", "webui"}
+    assert report["engine"]["log_read"] and report["engine"]["lines"] > 0
+    assert report["engine"]["restarts"] == 0 and not report["engine"]["oom_killed"]
+    assert report["engine"]["cuda_errors"] == [] and report["engine"]["nccl_errors"] == []
+    assert report["webui"]["log_read"]
+
+
+# --- access ------------------------------------------------------------------------------------
+
+def test_access_opens_and_closes_the_ports(sandbox, own_engine, tmp_path):
+    api_port, webui_port = free_port(), free_port()
+    args = dict(icc_kubectl=sandbox.kubectl_path, access_state_dir=str(tmp_path),
+                access_api_port=api_port, access_webui_port=webui_port)
+    state_file = tmp_path / ("%s.json" % OWN)
+
+    check = host_run("access.yml", OWN, check=True, **args)
+    assert check.rc == 0, check.failure_messages() or check.stdout[-3000:]
+    assert not state_file.exists() and not port_open(api_port)
+
+    run = host_run("access.yml", OWN, **args)
+    try:
+        assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+        assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+        state = json.loads(state_file.read_text())
+        forwards = {f["name"]: f for f in state["forwards"]}
+        assert forwards["api"]["local_port"] == api_port and forwards["webui"]["local_port"] == webui_port
+        assert forwards["api"]["service"] == "vllm" and forwards["webui"]["service"] == "webui"
+        models = http_json("http://127.0.0.1:%d/v1/models" % api_port)
+        assert MODEL in [m["id"] for m in models["data"]]
+        assert forwards["api"]["url"] == "http://127.0.0.1:%d/v1" % api_port
+        assert MODEL in [m["id"] for m in http_json("http://127.0.0.1:%d/api/models" % webui_port)["data"]]
+        urls = "\n".join(run.result("Show the URLs")["msg"])
+        assert "http://127.0.0.1:%d/v1" % api_port in urls and "http://127.0.0.1:%d/" % webui_port in urls
+        pids = [f["pid"] for f in forwards.values()]
+        assert all(pid_alive(p) for p in pids)
+
+        again = host_run("access.yml", OWN, **args)
+        assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
+        assert json.loads(state_file.read_text())["forwards"] == state["forwards"]
+    finally:
+        stop = host_run("access.yml", OWN, state="absent", **args)
+    assert stop.rc == 0, stop.failure_messages()
+    assert stop.changed() > 0
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=15, what="port-forwards to exit")
+    assert not port_open(api_port) and not port_open(webui_port)
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        http_json("http://127.0.0.1:%d/v1/models" % api_port, timeout=3)
+    assert not state_file.exists()
+    assert list(tmp_path.iterdir()) == []
+    idle = host_run("access.yml", OWN, state="absent", **args)
+    assert idle.rc == 0 and idle.changed() == 0
+
+
+def test_access_refuses_a_port_in_use(sandbox, own_engine, tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        run = host_run("access.yml", OWN, icc_kubectl=sandbox.kubectl_path, access_state_dir=str(tmp_path),
+                       access_api_port=port, access_webui=False)
+    assert run.rc != 0
+    assert "local port %d is already in use" % port in run.stdout
+    assert not (tmp_path / ("%s.json" % OWN)).exists()
+
+
+# --- cleanup -----------------------------------------------------------------------------------
+
+def test_cleanup_check_mode_and_refusal_change_nothing(sandbox, own_engine):
+    before = snapshot(sandbox, OWN)
+    check = host_run("cleanup.yml", OWN, check=True)
+    assert check.rc == 0, check.failure_messages() or check.stdout[-3000:]
+    plan = check.result("Decide what goes and what stays")["ansible_facts"]
+    gone = {"%s/%s" % (o["kind"], o["name"]) for o in plan["cleanup_remove"]}
+    kept = {"%s/%s" % (o["kind"], o["name"]) for o in plan["cleanup_kept"]}
+    assert {"Deployment/vllm", "Deployment/webui", "Service/vllm", "Service/webui",
+            "ConfigMap/vllm-config", "Secret/vllm-api-key"} == gone
+    assert kept == {"Secret/webui-secret-key", "PersistentVolumeClaim/vllm-cache"}
+    assert snapshot(sandbox, OWN) == before
+
+    # Not confirmed: stdin is not a terminal, so the question gets no answer.
+    refused = host_run("cleanup.yml", OWN)
+    assert refused.rc != 0
+    assert any("Not confirmed" in m and OWN in m for m in refused.failure_messages())
+    assert snapshot(sandbox, OWN) == before
+    for out in (check.stdout, refused.stdout):
+        assert SECRET_VALUE not in out and API_KEY_VALUE not in out
+
+
+def test_cleanup_keeps_data_then_purges_and_is_idempotent(sandbox):
+    remove_all(sandbox, OWN)
+    deploy(sandbox, OWN, gpus=1, webui=True)
+    kept = {"Secret/webui-secret-key", "PersistentVolumeClaim/vllm-cache"}
+
+    run = host_run("cleanup.yml", OWN, confirm=True)
+    assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+    assert run.changed() > 0
+    assert names(sandbox, OWN) == kept
+    assert sandbox.kubectl_json("-n", OWN, "get", "pods", "-l", "app.kubernetes.io/part-of=haw-icc-llm")["items"] == []
+    assert SECRET_VALUE not in run.stdout and API_KEY_VALUE not in run.stdout
+
+    again = host_run("cleanup.yml", OWN, confirm=True)
+    assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
+    assert names(sandbox, OWN) == kept
+
+    purge = host_run("cleanup.yml", OWN, confirm=True, purge=True)
+    assert purge.rc == 0, purge.failure_messages()
+    assert names(sandbox, OWN) == set()
+    last = host_run("cleanup.yml", OWN, confirm=True, purge=True)
+    assert last.rc == 0 and last.changed() == 0
+
+
+# --- another student's namespace --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def other_engine(sandbox):
+    remove_all(sandbox, OTHER)
+    deploy(sandbox, OTHER, gpus=1)
+    yield
+    remove_all(sandbox, OTHER)
+
+
+@pytest.mark.parametrize("playbook,extra", [
+    ("cleanup.yml", {"confirm": True, "purge": True}),
+    ("status.yml", {}),
+    ("logs.yml", {}),
+    ("test_gpu.yml", {}),
+    ("access.yml", {"access_api_port": 0}),
+])
+def test_other_students_namespace_is_refused(sandbox, other_engine, tmp_path, playbook, extra):
+    """Student A's kubeconfig aimed at student B's namespace: a clear failure, B untouched."""
+    before = snapshot(sandbox, OTHER)
+    pods_before = [p["metadata"]["resourceVersion"] for p in
+                   sandbox.kubectl_json("-n", OTHER, "get", "pods")["items"]]
+    run = host_run(playbook, OWN, icc_namespace=OTHER, icc_kubectl=sandbox.kubectl_path,
+                   access_state_dir=str(tmp_path), **extra)
+    assert run.rc != 0
+    msgs = run.failure_messages()
+    assert any(("namespace %s" % OTHER) in m and "forbidden" in m and "icc_namespace" in m for m in msgs), msgs
+    assert snapshot(sandbox, OTHER) == before
+    assert [p["metadata"]["resourceVersion"] for p in
+            sandbox.kubectl_json("-n", OTHER, "get", "pods")["items"]] == pods_before
+    assert list(tmp_path.iterdir()) == []
