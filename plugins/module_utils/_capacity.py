@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
+
+from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import PermissionDeniedError
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import (
@@ -23,6 +26,7 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._icc import (
     GPU_RESOURCE,
     GPU_TYPES,
 )
+from ansible_collections.haw_icc.llm.plugins.module_utils._kproto import MAGIC, ProtobufError, list_continue, pod_list
 
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PAGE_SIZE = 500
@@ -207,42 +211,95 @@ def quota_view(quotas, resource=GPU_RESOURCE):
     return best, others
 
 
-def _list_all(kube, func, *args, **kwargs):
-    """Every item of a paginated list call, as dicts from the raw JSON."""
+def _list_all(kube, path, **query):
+    """Every item of a paginated list, as dicts from the raw JSON."""
     items = []
     cont = None
     while True:
-        kw = dict(kwargs, limit=PAGE_SIZE, _preload_content=False)
-        if cont:
-            kw["_continue"] = cont
-        resp = kube.call(func, *args, **kw)
-        data = json.loads(resp.data)
-        items.extend(data.get("items") or [])
-        cont = (data.get("metadata") or {}).get("continue")
+        page = json.loads(kube.get_raw(path, dict(query, limit=PAGE_SIZE, **{"continue": cont})))
+        items.extend(page.get("items") or [])
+        cont = (page.get("metadata") or {}).get("continue")
         if not cont:
             return items
 
 
-def _slim_pods(kube, func, *args, **kwargs):
-    """(nodeName, namespace, gpu request) of every listed pod, page by page, keeping memory low."""
+PROTOBUF = "application/vnd.kubernetes.protobuf, application/json"
+
+
+_JSON_CONTINUE = re.compile(rb'"continue"\s*:\s*"([^"]*)"')
+
+
+def _peek_continue(data):
+    """The continue token of a list page without decoding its items (it comes first in both
+    encodings), or None."""
+    if data[:4] == MAGIC:
+        try:
+            return list_continue(data)
+        except (ProtobufError, IndexError, UnicodeDecodeError):
+            return None
+    head = data[:4096]
+    cut = head.find(b'"items"')
+    match = _JSON_CONTINUE.search(head if cut < 0 else head[:cut])
+    return match.group(1).decode("utf-8") if match and match.group(1) else None
+
+
+def _fetch(kube, path, query, box):
+    try:
+        box["data"] = kube.get_raw(path, query, accept=PROTOBUF)
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        box["error"] = exc
+
+
+def _decode(kube, path, data, query, resource):
+    """(items, continue) of one page in protobuf or JSON."""
+    if data[:4] == MAGIC:
+        try:
+            return pod_list(data, resource)
+        except (ProtobufError, IndexError, UnicodeDecodeError):
+            # An encoding we do not understand: ask for this page again in JSON.
+            data = kube.get_raw(path, query, accept="application/json")
+    page = json.loads(data)
+    return page.get("items") or [], (page.get("metadata") or {}).get("continue")
+
+
+def _slim_pods(kube, path, resource=GPU_RESOURCE, field_selector=ACTIVE_PODS):
+    """(nodeName, namespace, gpu request) of every listed pod that requests the resource.
+
+    Pages are asked for in protobuf (several times faster for the API server to encode, and pods
+    without the resource are skipped undecoded, see ``_kproto``), with JSON as the fallback when the
+    server answers in JSON.
+    """
     out = []
-    cont = None
-    resource = kwargs.pop("resource")
+    query = {"fieldSelector": field_selector, "limit": PAGE_SIZE}
+    data = kube.get_raw(path, query, accept=PROTOBUF)
     while True:
-        kw = dict(kwargs, limit=PAGE_SIZE, _preload_content=False)
+        # The next page is fetched in a background thread while this one is decoded (the socket
+        # wait releases the GIL).
+        cont = _peek_continue(data)
+        worker = box = next_query = None
         if cont:
-            kw["_continue"] = cont
-        resp = kube.call(func, *args, **kw)
-        data = json.loads(resp.data)
-        for pod in data.get("items") or []:
+            box = {}
+            next_query = dict(query, **{"continue": cont})
+            worker = threading.Thread(target=_fetch, args=(kube, path, next_query, box))
+            worker.daemon = True
+            worker.start()
+        items, decoded_cont = _decode(kube, path, data, query, resource)
+        for pod in items:
             req = pod_request(pod, resource)
             if req:
                 meta = pod.get("metadata") or {}
                 out.append(((pod.get("spec") or {}).get("nodeName"), meta.get("namespace"), req))
-        cont = (data.get("metadata") or {}).get("continue")
-        del data
-        if not cont:
-            return out
+        if worker is None:
+            if not decoded_cont:
+                return out
+            next_query = dict(query, **{"continue": decoded_cont})
+            data = kube.get_raw(path, next_query, accept=PROTOBUF)
+        else:
+            worker.join()
+            if "error" in box:
+                raise box["error"]
+            data = box["data"]
+        query = next_query
 
 
 def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_selector=None):
@@ -252,29 +309,27 @@ def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_se
     nodes_raw = None
     pods = None
     try:
-        nodes_raw = _list_all(kube, kube.core.list_node)
+        nodes_raw = _list_all(kube, "/api/v1/nodes")
     except PermissionDeniedError:
         cluster_view = False
         notes.append("your account may not list nodes")
     if nodes_raw is not None:
         try:
-            pods = _slim_pods(kube, kube.core.list_pod_for_all_namespaces, field_selector=ACTIVE_PODS,
-                              resource=resource)
+            pods = _slim_pods(kube, "/api/v1/pods", resource)
         except PermissionDeniedError:
             cluster_view = False
             notes.append("your account may not list pods in all namespaces")
     own_pods = None
     if namespace:
         try:
-            own_pods = _slim_pods(kube, kube.core.list_namespaced_pod, namespace,
-                                  field_selector=ACTIVE_PODS, resource=resource)
+            own_pods = _slim_pods(kube, "/api/v1/namespaces/%s/pods" % quote(namespace, safe=""), resource)
         except PermissionDeniedError:
             notes.append("your account may not list pods in %s" % namespace)
     quota = None
     quota_other = {}
     if namespace:
         try:
-            quotas = _list_all(kube, kube.core.list_namespaced_resource_quota, namespace)
+            quotas = _list_all(kube, "/api/v1/namespaces/%s/resourcequotas" % quote(namespace, safe=""))
             quota, quota_other = quota_view(quotas, resource)
         except PermissionDeniedError:
             notes.append("your account may not read the ResourceQuotas of %s" % namespace)

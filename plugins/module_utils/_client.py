@@ -41,13 +41,55 @@ class Kube(object):
         self.timeout = timeout
         self.namespace = namespace
         self.context = context
-        self.core = kubernetes.client.CoreV1Api(api_client)
-        self.apps = kubernetes.client.AppsV1Api(api_client)
-        self.authz = kubernetes.client.AuthorizationV1Api(api_client)
+        self._apis = {}
+
+    # The typed API classes are created on first use: importing CoreV1Api costs seconds of CPU with
+    # the pydantic-based clients (kubernetes >= 32), which a module that only needs ``get_raw`` avoids.
+    def _api(self, name):
+        if name not in self._apis:
+            self._apis[name] = getattr(kubernetes.client, name)(self.api_client)
+        return self._apis[name]
+
+    @property
+    def core(self):
+        return self._api("CoreV1Api")
+
+    @property
+    def apps(self):
+        return self._api("AppsV1Api")
+
+    @property
+    def authz(self):
+        return self._api("AuthorizationV1Api")
 
     @property
     def server(self):
         return self.api_client.configuration.host
+
+    def get_raw(self, path, query=None, accept="application/json"):
+        """GET ``path`` (e.g. ``/api/v1/pods``) and return the raw body bytes, errors mapped like
+        ``call``. No typed API class and no model objects are involved."""
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        headers = {"Accept": accept}
+        client = self.api_client
+
+        def request(_request_timeout=None):
+            if hasattr(client, "param_serialize"):  # kubernetes >= 31 (openapi-generator 7)
+                method, url, hdrs, body, post = client.param_serialize(
+                    "GET", path, query_params=params, header_params=headers, auth_settings=["BearerToken"])
+                resp = client.call_api(method, url, header_params=hdrs, body=body, post_params=post,
+                                       _request_timeout=_request_timeout)
+                data = resp.read()
+                if not 200 <= resp.status <= 299:
+                    raise ApiException(http_resp=resp)
+                return data
+            resp = client.call_api(path, "GET", query_params=params, header_params=headers,
+                                   auth_settings=["BearerToken"], _preload_content=False,
+                                   _return_http_data_only=True, _request_timeout=_request_timeout)
+            return resp.data
+
+        request.__name__ = "GET %s" % path
+        return self.call(request)
 
     def call(self, func, *args, **kwargs):
         """Call an API method with the bounded timeout, mapping failures to typed errors."""

@@ -186,3 +186,45 @@ def test_bad_input_fails_clearly(sandbox, args, needle):
 """ % (READER, args))
     res = run.result("Capacity", READER)
     assert res.get("failed") and needle in res["msg"], json.dumps(res)[:1000]
+
+
+SIDECAR = """
+apiVersion: v1
+kind: Pod
+metadata: {name: %(name)s, namespace: %(ns)s, labels: {app: %(name)s}}
+spec:
+  nodeName: gpu-v100s-1
+  initContainers:
+  - {name: sidecar, image: registry.invalid/s:1, restartPolicy: Always, resources: {limits: {nvidia.com/gpu: 1}}}
+  - {name: init, image: registry.invalid/i:1, resources: {requests: {nvidia.com/gpu: 3}, limits: {nvidia.com/gpu: 3}}}
+  containers:
+  - {name: main, image: registry.invalid/m:1, resources: {requests: {nvidia.com/gpu: 1, cpu: 10m}, limits: {nvidia.com/gpu: 1}}}
+  - {name: other, image: registry.invalid/o:1, env: [{name: X, value: nvidia.com/gpu}]}
+"""
+
+
+def test_protobuf_and_json_readings_agree(sandbox):
+    """The protobuf reader (_kproto) sees the same GPU requests as the JSON fallback, on the real API server."""
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _capacity
+    from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+    names = [deployment(sandbox, FILL_NS, 1), deployment(sandbox, FILL_NS, 2)]
+    pod_name = "cap-sidecar-%s" % uuid.uuid4().hex[:6]
+    apply(sandbox, SIDECAR % dict(name=pod_name, ns=FILL_NS))
+    try:
+        wait_until(lambda: all(outcome(sandbox, FILL_NS, n) == "running" for n in names), timeout=60, what="pods")
+        kube = build_client(kubeconfig=sandbox.admin_kubeconfig)
+        proto = _capacity._slim_pods(kube, "/api/v1/pods")
+        original = _capacity.PROTOBUF
+        _capacity.PROTOBUF = "application/json"
+        try:
+            plain = _capacity._slim_pods(kube, "/api/v1/pods")
+        finally:
+            _capacity.PROTOBUF = original
+        assert sorted(proto) == sorted(plain)
+        assert ("gpu-v100s-1", FILL_NS, 4) in proto  # max(1+1, 1+3) with the sidecar running throughout
+        assert sorted(r for _n, ns, r in proto if ns == FILL_NS) == [1, 2, 4]
+    finally:
+        for name in names:
+            delete(sandbox, FILL_NS, name)
+        sandbox.kubectl("-n", FILL_NS, "delete", "pod", pod_name, "--wait=false")
