@@ -91,7 +91,7 @@ def parallel(func, items, workers=8):
                 if getattr(exc, "status", None) != 409:  # already exists: the fill is resumable
                     errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(workers)]
+    threads = [threading.Thread(target=run) for _worker in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -144,7 +144,7 @@ def measure(cmd, env=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--namespaces", type=int, default=20)
@@ -165,13 +165,13 @@ def main():
     mod_cmd = [sys.executable, module, argsfile.name]
     kubectl_cmd = [kubectl, "--kubeconfig", kubeconfig, "describe", "nodes"]
 
-    _w, _r, text = measure(mod_cmd, env)  # warm-up (page cache, API server caches), not counted
+    text = measure(mod_cmd, env)[2]  # warm-up (page cache, API server caches), not counted
     result = json.loads(text[text.index("{"):])
     measure(kubectl_cmd)
     print("module answer: fits=%s, reason=%r, %d v100 nodes, %d GPU pods seen"
           % (result["fits"], result["reason"], len(result["nodes"]), result["gpu_pods"]))
     mod, base = [], []
-    for _ in range(args.runs):  # alternate so that background load hits both alike
+    for _run in range(args.runs):  # alternate so that background load hits both alike
         mod.append(measure(mod_cmd, env)[:2])
         base.append(measure(kubectl_cmd)[:2])
     os.unlink(argsfile.name)

@@ -105,7 +105,6 @@ class OpenAIClient(object):
                              % (str(data)[:200],))
         return text, data.get("usage") or {}, resp.elapsed
 
-
     def optional(self, path):
         """GET an endpoint that not every server has: None on 404 (or 405), else the Response;
         other HTTP errors raise like ``checked``."""

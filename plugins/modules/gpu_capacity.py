@@ -18,11 +18,12 @@ description:
   - Works with namespace-only rights. When nodes or pods of other namespaces may not be listed, it
     returns RV(cluster_view=false), says why in RV(reason), and answers from the quota and the
     namespace's own pods instead of failing.
-  - Fast on big clusters, one paginated list of nodes and one paginated list of non-terminated pods,
-    no per-node queries.
+  - Fast on big clusters, one paginated list of nodes and one paginated list of non-terminated pods
+    (field selector), no per-node queries. Pods are read in the Kubernetes protobuf encoding, which the
+    API server produces several times faster than JSON, with JSON as the fallback.
   - Read-only; never changes anything.
 author:
-  - haw_icc.llm contributors
+  - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - haw_icc.llm.connection
   - haw_icc.llm.attributes.INFO_MODULE

@@ -19,7 +19,7 @@ description:
     (SelfSubjectAccessReviews), whether nodes may be listed, and for the namespace's ResourceQuota.
   - Nothing is written when anything fails. A broken existing O(dest) is only replaced when O(backup=true).
 author:
-  - haw_icc.llm contributors
+  - haw_icc.llm contributors (!UNKNOWN)
 attributes:
   check_mode:
     support: full

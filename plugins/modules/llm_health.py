@@ -19,7 +19,7 @@ description:
     example has no C(/metrics).
   - Tokens of the streamed answer are counted from the C(usage) the server sends in the stream when it does
     (C(stream_options.include_usage) is asked for), else from the number of content chunks, which is one
-    token per chunk for vLLM, TGI and llama.cpp. RV(stream.tokens_source) says which.
+    token per chunk for vLLM, TGI and llama.cpp. The C(tokens_source) key of RV(stream) says which.
   - The server is a O(base_url), or a Kubernetes Service. A Service is reached through a port-forward that
     the module opens and closes itself through the API server (C(pods/portforward) of one Ready pod behind
     the Service, the same API C(kubectl port-forward) uses), so nothing has to run by hand. The API server's
@@ -27,7 +27,7 @@ description:
     server to the pods, neither of which the ICC promises to students.
   - Read-only; never changes anything.
 author:
-  - haw_icc.llm contributors
+  - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - haw_icc.llm.connection
   - haw_icc.llm.attributes.INFO_MODULE
@@ -61,7 +61,9 @@ options:
     type: int
     default: 32
   api_key:
-    description: API key of the LLM server (not of Kubernetes), sent as a bearer token.
+    description:
+      - API key of the LLM server (not of Kubernetes), sent as a bearer token.
+      - Unlike in the other modules of this collection, not read from E(K8S_AUTH_API_KEY).
     type: str
   stream:
     description: Run the streamed completion check (time to first token, tokens per second).
@@ -98,6 +100,8 @@ options:
     default: 5
 notes:
   - The Kubernetes connection options are only used with O(service).
+  - In this module O(api_key) is the key of the LLM server, not a Kubernetes token; with O(service) the
+    Kubernetes credentials come from the kubeconfig.
 """
 
 EXAMPLES = r"""
@@ -226,7 +230,10 @@ def run(module):
             return checks(params["base_url"])
         from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import ServiceTunnel
 
-        kube = module.client()
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+        # api_key is the LLM server's key here, never a Kubernetes token.
+        kube = build_client(**dict(module.connection_params(), api_key=None))
         namespace = params["namespace"] or kube.namespace or "default"
         with ServiceTunnel(kube, namespace, params["service"], params["port"]) as url:
             return checks(url)
@@ -244,7 +251,7 @@ def main():
         port=dict(type="int", default=8000),
         model=dict(type="str"),
         question=dict(type="str", default="What is the capital of Germany? Answer in one word."),
-        max_tokens=dict(type="int", default=32),
+        max_tokens=dict(type="int", default=32, no_log=False),
         api_key=dict(type="str", no_log=True),
         stream=dict(type="bool", default=True),
         metrics=dict(type="bool", default=False),

@@ -50,7 +50,7 @@ def apply(sandbox, text, kubeconfig=None):
     import subprocess
 
     proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
-                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60)
+                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
