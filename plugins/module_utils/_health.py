@@ -137,6 +137,7 @@ def wait_for(attempt, wait_timeout, sleep, clock=time.monotonic, pause=time.slee
                 exc.details.setdefault("elapsed", round(clock() - start, 3))
                 exc.details["attempts"] = attempts
                 exc.details.setdefault("last_observation", dict(checks=[], error=exc.message))
+                exc.details.setdefault("checks", [])
                 if wait_timeout > 0:
                     exc.message = "Still failing after %ss (%d attempts): %s" % (
                         round(clock() - start, 1), attempts, exc.message)
