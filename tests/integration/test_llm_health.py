@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from sandboxlib import MODEL, NS_ONLY, REPO, http_json, run_playbook, wait_until
+from sandboxlib import MODEL, NS_ONLY, READER, REPO, http_json, run_playbook, wait_until
 
 ENGINE = """
 apiVersion: apps/v1
@@ -51,19 +51,39 @@ spec:
 """
 
 
-@pytest.fixture(scope="module")
-def engine(sandbox):
+def _engine(sandbox, ns):
     name = "health-%s" % uuid.uuid4().hex[:6]
-    kc = sandbox.kubeconfig(NS_ONLY)
+    kc = sandbox.kubeconfig(ns)
     proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", kc, "apply", "-f", "-"],
-                          input=ENGINE % dict(name=name, ns=NS_ONLY), capture_output=True, text=True, timeout=60, check=False)
+                          input=ENGINE % dict(name=name, ns=ns), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     try:
-        sandbox.kubectl("-n", NS_ONLY, "rollout", "status", "deployment/%s" % name, "--timeout=60s", kubeconfig=kc)
+        sandbox.kubectl("-n", ns, "rollout", "status", "deployment/%s" % name, "--timeout=60s", kubeconfig=kc)
         yield name
     finally:
-        sandbox.kubectl("-n", NS_ONLY, "delete", "deployment,service", name, "%s-empty" % name, "--wait=false", "--ignore-not-found",
-                        kubeconfig=kc)
+        sandbox.kubectl("-n", ns, "delete", "deployment,service", name, "%s-empty" % name, "--wait=false",
+                        "--ignore-not-found", kubeconfig=kc)
+
+
+@pytest.fixture(scope="module")
+def engine(sandbox):
+    yield from _engine(sandbox, NS_ONLY)
+
+
+def test_cluster_reader_student_too(sandbox):
+    """The other kind of student (may read nodes and pods cluster-wide) in its own namespace."""
+    for name in _engine(sandbox, READER):
+        run = run_playbook(playbook("""
+    - name: Health
+      haw_icc.llm.llm_health:
+        kubeconfig: "{{ icc_kubeconfig }}"
+        service: %s
+        model: "{{ icc_model }}"
+        max_tokens: 8
+""" % name, hosts=READER))
+        res = run.result("Health")
+        assert not res.get("failed") and res["changed"] is False, res.get("msg")
+        assert res["answer"].strip() and res["stream"]["tokens"] > 0
 
 
 def playbook(tasks, hosts=NS_ONLY):
