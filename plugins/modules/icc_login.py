@@ -199,7 +199,7 @@ def _write(module, dest, before, after, state, result):
 
 def run(module):
     p = module.params
-    dest = os.path.expanduser(p["dest"])
+    dest = p["dest"]
     result = dict(changed=False, dest=dest, login_url=LOGIN_URL)
     if p["state"] == "absent":
         context = p["context"]
