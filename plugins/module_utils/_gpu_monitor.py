@@ -17,11 +17,10 @@ import io
 import json
 import math
 import os
-import re
 import time
 
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import (AuthenticationError, IccError,
-                                                                      PermissionDeniedError)
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import (
+    AuthenticationError, IccError, PermissionDeniedError)
 from ansible_collections.haw_icc.llm.plugins.module_utils._metrics import parse_prometheus
 
 # nvidia-smi --query-gpu fields, in the order asked, with our CSV column and value kind.
@@ -558,8 +557,9 @@ def summarize(monitor, files=None):
 
 def summary_lines(summary):
     """A few lines a person reads in the Ansible output."""
-    lines = ["%d samples of %s (%s), %d GPU(s)" % (summary["samples"], summary["namespace"],
-                                                  ", ".join(summary["pods"]) or "no pod", summary["gpu_count"])]
+    pods = ", ".join(summary["pods"]) or "no pod"
+    head = (summary["samples"], summary["namespace"], pods, summary["gpu_count"])
+    lines = ["%d samples of %s (%s), %d GPU(s)" % head]
     for g in summary["gpus"]:
         m = g["metrics"]
 
@@ -577,8 +577,9 @@ def summary_lines(summary):
         summary["engine"]["metrics"],
         "; generated tokens/s min/mean/max %s/%s/%s" % (_fmt(tps["min"]), _fmt(tps["mean"]), _fmt(tps["max"]))
         if tps else ""))
-    lines.append("throttling: %s" % (", ".join("GPU %s %s (%d samples)" % (t["gpu"], t["reason"], t["samples"])
-                                                for t in summary["throttling"]) or "none"))
+    throttled = ", ".join("GPU %s %s (%d samples)" % (t["gpu"], t["reason"], t["samples"])
+                          for t in summary["throttling"])
+    lines.append("throttling: %s" % (throttled or "none"))
     for e in summary["events"]:
         lines.append("event at %ss: %s" % (e["elapsed_s"], e["event"]))
     if summary["errors"]:
@@ -651,6 +652,25 @@ def _series(rows, column):
     return [("GPU %s" % k, out[k]) for k in sorted(out)]
 
 
+# Which chart shows which throttle reason (at the GPU's value in that chart).
+THROTTLE_PANEL = {"sw_power_cap": "power_draw_w", "hw_power_brake_slowdown": "power_draw_w",
+                  "sw_thermal_slowdown": "temperature_c", "hw_thermal_slowdown": "temperature_c",
+                  "hw_slowdown": "gpu_utilization_pct", "sync_boost": "gpu_utilization_pct"}
+
+
+def _throttle_points(rows, column):
+    """[(elapsed, value, reason)] of GPU samples throttled for a reason shown in this chart."""
+    points = []
+    for r in rows:
+        for reason in (r.get("throttle_reasons") or "").split():
+            target = THROTTLE_PANEL.get(reason, "gpu_utilization_pct")
+            if r.get(target) is None:  # no reading in that chart: show it with the utilisation
+                target = "gpu_utilization_pct"
+            if target == column and r.get(column) is not None:
+                points.append((r["elapsed_s"], r[column], reason))
+    return points
+
+
 def _nice_range(lo, hi):
     if lo is None:
         return 0.0, 1.0
@@ -681,7 +701,7 @@ def _esc(text):
             .replace('"', "&quot;"))
 
 
-def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, note=None):
+def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, note=None, marks=None):
     """One time-series chart as an SVG string: lines per series, gaps where values are missing."""
     left, right, top, bottom = 70, 120, 30, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -744,6 +764,17 @@ def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, not
                          % (left + plot_w + 10, left + plot_w + 28, ly - 4, ly - 4, color))
             parts.append('<text x="%d" y="%d" font-size="12" fill="#222">%s</text>'
                          % (left + plot_w + 32, ly, _esc(label)))
+    if marks:
+        for x, v, _reason in marks:
+            cx, cy = px(x), py(max(lo, min(hi, v)))
+            parts.append('<path d="M%.1f %.1f l-5 -9 h10 z" fill="#e00000"/>' % (cx, cy - 3))
+        ly = top + 14 + 16 * len(series)
+        reasons = sorted(set(r for _x, _v, r in marks))
+        parts.append('<path d="M%d %d l-5 -9 h10 z" fill="#e00000"/>' % (left + plot_w + 19, ly))
+        parts.append('<text x="%d" y="%d" font-size="12" fill="#222">throttled:</text>' % (left + plot_w + 32, ly))
+        for j, reason in enumerate(reasons):
+            parts.append('<text x="%d" y="%d" font-size="11" fill="#222">%s</text>'
+                         % (left + plot_w + 32, ly + 14 * (j + 1), _esc(reason)))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -786,7 +817,8 @@ def write_html(rows, summary, path):
         note = None
         if column in ENGINE_SUMMARY:
             note = "engine metrics: %s" % summary["engine"]["metrics"]
-        panels.append(svg_panel(title, unit, series, x_max, fixed, note=note))
+        panels.append(svg_panel(title, unit, series, x_max, fixed, note=note,
+                                marks=_throttle_points(rows, column)))
     lines = summary_lines(summary)
     html = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
             "<title>%s</title>" % _esc(_title(summary)),
@@ -835,6 +867,10 @@ def write_png(rows, summary, path):
             title = "%s (of %s MiB)" % (title, _fmt(total))
         elif fixed:
             ax.set_ylim(*fixed)
+        marks = _throttle_points(rows, column)
+        if marks:
+            ax.scatter([m[0] for m in marks], [m[1] for m in marks], marker="v", s=45, color="#e00000", zorder=5,
+                       label="throttled: %s" % ", ".join(sorted(set(m[2] for m in marks))))
         ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
         ax.set_ylabel(unit)
         ax.grid(True, color="#e4e4e4")

@@ -16,7 +16,7 @@ description:
     port-forward the module opens itself (C(pods/portforward)).
   - nvidia-smi values C([N/A]) and C([Not Supported]) become empty cells; any other text where a number
     belongs fails the sample with a clear message. A pod that is replaced or restarts during the run is
-    recorded in RV(summary.events) and sampling goes on with the new pod.
+    recorded in C(events) of RV(summary) and sampling goes on with the new pod.
   - Engine metrics of vLLM and TGI (running and waiting requests, KV-cache use under both vLLM names,
     prompt and generation token counters as rates, time to first token and latency histograms as means
     per interval). An engine without C(/metrics) (llama.cpp, for example) is recorded as not available.
@@ -32,9 +32,11 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: partial
-    description: In check mode the module samples (read-only) but writes no file.
+    description: Samples as usual (it only reads from the cluster) and returns the summary.
+    details: In check mode no file is written and no directory is created; RV(files) names the files a real run would write.
   diff_mode:
     support: none
+    description: Nothing is compared; the files are new on every run.
 options:
   namespace:
     description: Namespace of the engine pod. Defaults to the namespace of the kubeconfig context.
@@ -89,7 +91,7 @@ options:
     type: path
     required: true
   formats:
-    description: Which files to write. V(png) is skipped, with a note in RV(summary.errors), without matplotlib.
+    description: Which files to write. V(png) is skipped, with a note in C(errors) of RV(summary), without matplotlib.
     type: list
     elements: str
     choices: [csv, summary, html, png]
