@@ -413,3 +413,12 @@ def test_main_refuses_bad_plans_before_touching_the_cluster(args, variable, caps
 def test_main_count_and_duration_are_exclusive(capsys, tmp_path):
     out = run_main({"count": 2, "duration": 5, "dest": str(tmp_path)}, capsys)
     assert out["failed"] and "mutually exclusive" in out["msg"]
+
+
+def test_throttling_is_marked_in_the_chart_of_its_cause():
+    rows = [r for r in run_busy().rows if r["gpu_index"] is not None]
+    power = gm._throttle_points(rows, "power_draw_w")  # pylint: disable=protected-access
+    assert [(p[1], p[2]) for p in power] == [(247.31, "sw_power_cap")] * 3
+    assert gm._throttle_points(rows, "temperature_c") == []  # pylint: disable=protected-access
+    html_panel = gm.svg_panel("Power draw", "W", [("GPU 0", [(0, 247.31)])], 1, marks=power)
+    assert html_panel.count('fill="#e00000"') == 4 and "sw_power_cap" in html_panel
