@@ -813,7 +813,7 @@ def write_html(rows, summary, path):
         series, total = _panel_series(rows, column)
         if total:
             fixed = (0, total)
-            title = "%s (of %s MiB)" % (title, _fmt(total))
+            title = "%s, total %s" % (title, _fmt(total))
         note = None
         if column in ENGINE_SUMMARY:
             note = "engine metrics: %s" % summary["engine"]["metrics"]
@@ -864,7 +864,7 @@ def write_png(rows, summary, path):
         if total:
             ax.set_ylim(0, total * 1.02)
             ax.axhline(total, color="#999", linestyle="--", linewidth=1)
-            title = "%s (of %s MiB)" % (title, _fmt(total))
+            title = "%s, total %s MiB" % (title, _fmt(total))
         elif fixed:
             ax.set_ylim(*fixed)
         marks = _throttle_points(rows, column)
