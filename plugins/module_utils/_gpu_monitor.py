@@ -412,8 +412,9 @@ class Monitor(object):
             raise
         except NvidiaSmiError as exc:
             error = exc.message
-            if index == 0 and ("is not in the engine container" in exc.message or "found no GPU" in exc.message):
-                # Nothing later can work: say so now instead of writing a CSV of errors.
+            if index == 0:
+                # Missing binary, no GPU, no driver, unknown field: say so now instead of writing a
+                # CSV of errors. Later failures (a pod going away) are recorded per sample.
                 raise
         except IccError as exc:
             error = "exec in %s failed: %s" % (pod["name"], exc.message)

@@ -103,8 +103,9 @@ options:
 notes:
   - The account needs C(pods/exec) and C(pods/portforward) in the namespace; ICC students have both in
     their own namespace.
-  - The first sample fails the module when nvidia-smi is missing in the container or sees no GPU; later
-    failures (a pod being replaced) are recorded per sample.
+  - The first sample fails the module when nvidia-smi is missing in the container, sees no GPU, cannot
+    reach the driver or prints something else than its CSV; later failures (a pod being replaced) are
+    recorded per sample.
 """
 
 EXAMPLES = r"""

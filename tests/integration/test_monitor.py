@@ -262,6 +262,23 @@ def test_missing_nvidia_smi_is_a_clear_error_and_writes_nothing(sandbox, engine,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("control, expected", [
+    ({"fail": "driver"}, "nvidia-smi cannot talk to the NVIDIA driver"),
+    ({"gpus": 0}, "nvidia-smi found no GPU in the container"),
+])
+def test_broken_gpu_setup_fails_the_first_sample_clearly(sandbox, engine, tmp_path, control, expected):
+    path = pathlib.Path(sandbox.root) / "nvidia-smi-standin.json"
+    path.write_text(json.dumps(control))
+    try:
+        run = monitor(engine, tmp_path / "out")
+    finally:
+        path.unlink()
+    assert run.rc != 0
+    (msg,) = run.failure_messages()
+    assert expected in msg
+    assert not (tmp_path / "out").exists()
+
+
 def test_check_mode_samples_but_writes_nothing(sandbox, engine, standin, tmp_path):
     before = namespace_state(sandbox)
     run = monitor(engine, tmp_path / "out", check=True, gpu_monitor_count=2)
