@@ -175,38 +175,50 @@ def test_real_engine_without_metrics_under_load(sandbox, engine, standin, tmp_pa
     assert after == before  # sampling changes nothing on the cluster
 
 
-class VllmMetrics(http.server.BaseHTTPRequestHandler):
-    """A real HTTP server with vLLM V0-style /metrics: every scrape 250 more generated tokens."""
+class EngineMetrics(http.server.BaseHTTPRequestHandler):
+    """A real HTTP server with vLLM V0-style or TGI /metrics: every scrape 250 more generated tokens."""
 
     scrapes = 0
+    flavour = "vllm"
 
     def do_GET(self):  # noqa: N802
         if self.path != "/metrics":
             self.send_error(404)
             return
-        n = VllmMetrics.scrapes
-        VllmMetrics.scrapes += 1
-        body = ("# TYPE vllm:num_requests_running gauge\n"
-                'vllm:num_requests_running{model_name="m"} 3.0\n'
-                'vllm:num_requests_waiting{model_name="m"} 0.0\n'
-                'vllm:gpu_cache_usage_perc{model_name="m"} 0.25\n'
-                'vllm:prompt_tokens_total{model_name="m"} %d\n'
-                'vllm:generation_tokens_total{model_name="m"} %d\n'
-                'vllm:time_to_first_token_seconds_sum{model_name="m"} %f\n'
-                'vllm:time_to_first_token_seconds_count{model_name="m"} %d\n'
-                % (40 * n, 250 * n, 0.2 * n, n)).encode()
+        n = EngineMetrics.scrapes
+        EngineMetrics.scrapes += 1
+        if EngineMetrics.flavour == "vllm":
+            body = ("# TYPE vllm:num_requests_running gauge\n"
+                    'vllm:num_requests_running{model_name="m"} 3.0\n'
+                    'vllm:num_requests_waiting{model_name="m"} 0.0\n'
+                    'vllm:gpu_cache_usage_perc{model_name="m"} 0.25\n'
+                    'vllm:prompt_tokens_total{model_name="m"} %d\n'
+                    'vllm:generation_tokens_total{model_name="m"} %d\n'
+                    'vllm:time_to_first_token_seconds_sum{model_name="m"} %f\n'
+                    'vllm:time_to_first_token_seconds_count{model_name="m"} %d\n'
+                    % (40 * n, 250 * n, 0.2 * n, n))
+        else:
+            body = ("tgi_batch_current_size 3\ntgi_queue_size 0\n"
+                    "tgi_request_input_length_sum %d\ntgi_request_input_length_count %d\n"
+                    "tgi_request_generated_tokens_sum %d\ntgi_request_generated_tokens_count %d\n"
+                    "tgi_request_duration_sum %f\ntgi_request_duration_count %d\n"
+                    % (40 * n, n, 250 * n, n, 1.5 * n, n))
+        data = body.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(data)
 
     def log_message(self, *args):
         pass
 
 
-def test_vllm_metrics_become_rates(sandbox, engine, standin, tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), VllmMetrics)
+@pytest.mark.parametrize("flavour", ["vllm", "tgi"])
+def test_engine_metrics_become_rates(sandbox, engine, standin, tmp_path, flavour):
+    EngineMetrics.flavour = flavour
+    EngineMetrics.scrapes = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EngineMetrics)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         run = monitor(engine, tmp_path / "out", gpu_monitor_count=3,
@@ -214,19 +226,27 @@ def test_vllm_metrics_become_rates(sandbox, engine, standin, tmp_path):
     finally:
         server.shutdown()
     assert run.rc == 0, run.failure_messages() or run.stderr
-    _result, rows, summary = read_outputs(run, tmp_path / "out")
+    result, rows, summary = read_outputs(run, tmp_path / "out")
     engine_rows = [r for r in rows if r["gpu_index"] == "0"]
     assert [r["engine_metrics"] for r in engine_rows] == ["ok"] * 3
-    assert {r["kv_cache_usage_pct"] for r in rows} == {"25"} and {r["requests_running"] for r in rows} == {"3"}
+    assert {r["requests_running"] for r in rows} == {"3"}
     assert engine_rows[0]["generation_tokens_per_s"] == ""  # a rate needs two samples
     for prev, cur in zip(engine_rows, engine_rows[1:]):
         seconds = float(cur["elapsed_s"]) - float(prev["elapsed_s"])
         assert float(cur["generation_tokens_per_s"]) == pytest.approx(250 / seconds, rel=0.01)
-        assert float(cur["ttft_mean_s"]) == pytest.approx(0.2)
+        assert float(cur["prompt_tokens_per_s"]) == pytest.approx(40 / seconds, rel=0.01)
+        if flavour == "vllm":
+            assert float(cur["ttft_mean_s"]) == pytest.approx(0.2)
+        else:
+            assert float(cur["e2e_latency_mean_s"]) == pytest.approx(1.5)
     assert summary["engine"]["metrics"] == "available"
-    assert summary["engine"]["names"]["kv_cache_usage_pct"] == "vllm:gpu_cache_usage_perc"
+    if flavour == "vllm":
+        assert {r["kv_cache_usage_pct"] for r in rows} == {"25"}
+        assert summary["engine"]["names"]["kv_cache_usage_pct"] == "vllm:gpu_cache_usage_perc"
+    else:
+        assert summary["engine"]["names"]["generation_tokens_per_s"] == "tgi_request_generated_tokens_sum"
     assert summary["tokens_per_s"]["samples"] == 2 and summary["tokens_per_s"]["min"] > 0
-    check_pictures(_result["files"])
+    check_pictures(result["files"])
 
 
 def test_pod_replaced_mid_run_is_recorded(sandbox, engine, standin, tmp_path):
