@@ -45,7 +45,8 @@ QUERY_FORMAT = "--format=csv,noheader,nounits"
 
 # Values nvidia-smi prints instead of a number. N/A: not available on this board or right now;
 # Not Supported: the board cannot measure it. The others mean something is broken.
-NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported")
+NOT_AVAILABLE = ("[N/A]", "N/A", "[Not Supported]", "Not Supported",
+                 "[Requested functionality has been deprecated]")
 BROKEN = ("[Unknown Error]", "[GPU is lost]", "[Insufficient Permissions]", "[Unknown]")
 
 # Bits of clocks_throttle_reasons.active (nvml.h, nvmlClocksThrottleReason*).
@@ -114,8 +115,15 @@ def file_stamp(ts):
 # nvidia-smi
 
 
-def gpu_query_command(nvidia_smi="nvidia-smi"):
-    return [nvidia_smi, "--query-gpu=" + ",".join(f for f, _c, _k in GPU_FIELDS), QUERY_FORMAT]
+# Drivers that dropped the old name of the throttle reasons field get the new one instead.
+THROTTLE_FIELD_NEW = "clocks_event_reasons.active"
+
+
+def gpu_query_command(nvidia_smi="nvidia-smi", new_throttle_name=False):
+    fields = [f for f, _c, _k in GPU_FIELDS]
+    if new_throttle_name:
+        fields = [THROTTLE_FIELD_NEW if f == "clocks_throttle_reasons.active" else f for f in fields]
+    return [nvidia_smi, "--query-gpu=" + ",".join(fields), QUERY_FORMAT]
 
 
 def apps_query_command(nvidia_smi="nvidia-smi"):
@@ -347,6 +355,7 @@ class Monitor(object):
         self._last_pod = None
         self._prev_snap = None
         self._prev_time = None
+        self._new_throttle_name = False
 
     def event(self, ts, text):
         self.events.append({"timestamp": now_iso(ts), "elapsed_s": _round(ts - self.started, 1),
@@ -398,7 +407,11 @@ class Monitor(object):
         base["pod_restarts"] = pod["restarts"]
         gpus, error = [], None
         try:
-            out, code = self.exec_fn(pod["name"], gpu_query_command(self.nvidia_smi))
+            out, code = self.exec_fn(pod["name"], gpu_query_command(self.nvidia_smi, self._new_throttle_name))
+            if (not self._new_throttle_name and code not in (0, None)
+                    and "clocks_throttle_reasons" in (out or "") and "not a valid field" in (out or "")):
+                self._new_throttle_name = True
+                out, code = self.exec_fn(pod["name"], gpu_query_command(self.nvidia_smi, True))
             gpus = parse_gpu_csv(out, code, self.nvidia_smi)
             try:
                 out, code = self.exec_fn(pod["name"], apps_query_command(self.nvidia_smi))

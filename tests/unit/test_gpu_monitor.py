@@ -422,3 +422,27 @@ def test_throttling_is_marked_in_the_chart_of_its_cause():
     assert gm._throttle_points(rows, "temperature_c") == []  # pylint: disable=protected-access
     html_panel = gm.svg_panel("Power draw", "W", [("GPU 0", [(0, 247.31)])], 1, marks=power)
     assert html_panel.count('fill="#e00000"') == 4 and "sw_power_cap" in html_panel
+
+
+def test_a_driver_without_the_old_throttle_field_name_gets_the_new_one():
+    asked = []
+
+    def exec_fn(_pod, argv):
+        asked.append(argv[1])
+        if "clocks_throttle_reasons.active" in argv[1]:
+            return 'Field "clocks_throttle_reasons.active" is not a valid field to query.\n\n', 2
+        if argv[1].startswith("--query-compute-apps"):
+            return "", 0
+        return TWO_GPUS, 0
+    mon = gm.Monitor("wabc123-default", lambda: pod("vllm-a"), exec_fn, clock=lambda: 1.0, sleep=lambda _s: None)
+    mon.run(count=2, interval=1)
+    gpu_queries = [a for a in asked if a.startswith("--query-gpu")]
+    assert len(gpu_queries) == 3  # the old name once, then only the new one
+    assert "clocks_event_reasons.active" in gpu_queries[1] and gpu_queries[1] == gpu_queries[2]
+    assert len(mon.rows) == 4 and mon.errors == []
+
+
+def test_deprecated_values_count_as_not_available():
+    line = TWO_GPUS.splitlines()[0].replace("1380", "[Requested functionality has been deprecated]")
+    (gpu,) = gm.parse_gpu_csv(line)
+    assert gpu["sm_clock_mhz"] is None and gpu["problems"] == []
