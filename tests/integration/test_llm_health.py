@@ -175,6 +175,7 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     seen_auth = []
+    health_calls = 0
 
     def log_message(self, *args):
         pass
@@ -192,6 +193,11 @@ class Misbehaving(http.server.BaseHTTPRequestHandler):
         self.seen_auth.append(self.headers.get("Authorization"))
         if mode == "unauth":
             return self._send(401, {"error": {"message": "Invalid API key", "type": "invalid_request_error"}})
+        if mode == "loading" and path == "health":
+            Misbehaving.health_calls += 1
+            if Misbehaving.health_calls <= 2:  # like TGI and vLLM while the weights load
+                return self._send(503, {"error": "Model is loading"})
+            return self._send(200, b"", "text/plain")
         if path == "v1/models":
             if mode == "notfound":
                 return self._send(404, {"detail": "Not Found"})
@@ -255,6 +261,7 @@ def test_server_misbehaviour_gives_clear_errors(bad_server):
         ("Cut stream", dict(base_url=bad_server + "/cut"), "stream was cut off after 2 content chunks"),
         ("Timeout", dict(base_url=bad_server + "/slow", timeout=1), "timed out after 1s"),
         ("Healthy", dict(base_url=bad_server + "/fine", metrics=True), None),
+        ("Loading", dict(base_url=bad_server + "/loading", wait_timeout=60, sleep=1), None),
     ]
     tasks = ""
     for name, args, _needle in cases:
@@ -265,9 +272,13 @@ def test_server_misbehaviour_gives_clear_errors(bad_server):
         res = run.result(name)
         if needle is None:
             assert not res.get("failed") and res["answer"] == "Berlin" and res["stream"]["tokens"] == 2, res
-            assert res["metrics"] == {} and res["changed"] is False
+            assert res["metrics"] == {} if name == "Healthy" else "metrics" not in res
+            assert res["changed"] is False
         else:
             assert res.get("failed") and needle in res["msg"], (name, res.get("msg"))
+    loading = run.result("Loading")
+    assert loading["attempts"] == 3 and Misbehaving.health_calls == 3
+    assert loading["checks"][0]["name"] == "health" and loading["checks"][0]["status"] == "ok"
     assert "hint" not in run.result("Unauthorized") and "api_key" in run.result("Unauthorized")["msg"]
     assert "Bearer sk-wrong-key-123" in Misbehaving.seen_auth
     assert "sk-wrong-key-123" not in run.stdout
