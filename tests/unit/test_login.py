@@ -179,3 +179,29 @@ def test_main_needs_src_or_context(tmp_path, capsys):
 def test_main_user_id_and_namespace_exclusive(tmp_path, capsys):
     out = run_main({"src": str(tmp_path), "user_id": "infwa1", "namespace": "wa1-default"}, capsys)
     assert out["failed"] and "mutually exclusive" in out["msg"]
+
+
+def test_main_without_validation_writes_offline_0600_and_is_idempotent(tmp_path, capsys):
+    src = tmp_path / "config.txt"
+    src.write_text(yaml.safe_dump(SRC))  # server icc.example:6443 is never contacted
+    dest = tmp_path / "kube" / "config"
+    args = {"src": str(src), "dest": str(dest), "validate": False, "user_id": "infwxyz9"}
+    first = run_main(args, capsys)
+    assert first["changed"] and first["server_version"] is None and first["namespace"] == "wxyz9-default"
+    assert os.stat(dest).st_mode & 0o777 == 0o600 and "backup_file" not in first
+    assert "s3cr3t-token" not in json.dumps(first)
+    again = run_main(args, capsys)
+    assert again["changed"] is False
+    written = yaml.safe_load(dest.read_text())
+    assert written["contexts"][0]["context"]["namespace"] == "wxyz9-default"
+    assert written["users"][0]["user"]["token"] == "s3cr3t-token"
+
+
+def test_main_check_mode_writes_nothing(tmp_path, capsys):
+    src = tmp_path / "config.txt"
+    src.write_text(yaml.safe_dump(SRC))
+    dest = tmp_path / "config"
+    out = run_main({"src": str(src), "dest": str(dest), "validate": False, "_ansible_check_mode": True,
+                    "_ansible_diff": True}, capsys)
+    assert out["changed"] and not dest.exists()
+    assert "s3cr3t-token" not in out["diff"]["after"] and "********" in out["diff"]["after"]
