@@ -715,9 +715,9 @@ def _esc(text):
             .replace('"', "&quot;"))
 
 
-def svg_panel(title, unit, series, x_max, fixed=None, width=860, height=190, note=None, marks=None):
+def svg_panel(title, unit, series, x_max, fixed=None, width=900, height=190, note=None, marks=None):
     """One time-series chart as an SVG string: lines per series, gaps where values are missing."""
-    left, right, top, bottom = 70, 120, 30, 36
+    left, right, top, bottom = 70, 165, 30, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _l, pts in series for _x, v in pts if v is not None]
     if fixed:
