@@ -11,6 +11,12 @@
   unschedulable, missing Secret key) or ``progressing``, with the reason.
 - ``engine_shm_size``, ``engine_node_affinity``, ``engine_toleration``, ``engine_resources``,
   ``engine_nccl_env``, ``engine_defaults``: manifest pieces.
+- ``engine_memory_fit(model, gpu_type, gpu_count, quantization, dtype, max_model_len, fraction)``:
+  the preflight's memory estimate (``verdict`` fits, tight, refuse or unknown, with ``message``).
+- ``engine_capacity_after_release(capacity, count, held, held_node)``: a gpu_capacity result
+  re-judged with the GPUs of the pod a Recreate rollout replaces counted as free.
+- ``engine_live_settings(deployment)``: model, quantization, context length, GPUs and shm of a live
+  engine Deployment (for rollbacks).
 """
 
 from __future__ import annotations
@@ -85,6 +91,22 @@ def engine_defaults(kind):
     return {"image": images[kind]}
 
 
+def engine_memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_model_len=4096,
+                      memory_fraction=0.9, variable_prefix="icc_"):
+    return _engine.memory_fit(str(model), str(gpu_type), int(gpu_count), str(quantization or ""),
+                              str(dtype or ""), int(max_model_len or 0) or 4096, float(memory_fraction),
+                              str(variable_prefix))
+
+
+def engine_capacity_after_release(capacity, count, held=0, held_node=None):
+    return _engine.capacity_after_release(_plain(capacity), int(count), int(held or 0),
+                                          str(held_node) if held_node else None)
+
+
+def engine_live_settings(deployment):
+    return _engine.live_settings(_plain(deployment))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -98,4 +120,7 @@ class FilterModule(object):
             "engine_resources": engine_resources,
             "engine_nccl_env": engine_nccl_env,
             "engine_defaults": engine_defaults,
+            "engine_memory_fit": engine_memory_fit,
+            "engine_capacity_after_release": engine_capacity_after_release,
+            "engine_live_settings": engine_live_settings,
         }
