@@ -175,6 +175,18 @@ def test_real_engine_without_metrics_under_load(sandbox, engine, standin, tmp_pa
     assert after == before  # sampling changes nothing on the cluster
 
 
+def test_failed_load_is_reported_after_the_samples_are_written(sandbox, engine, standin, tmp_path):
+    run = monitor(engine, tmp_path / "out", gpu_monitor_count=2, gpu_monitor_load=True,
+                  gpu_monitor_load_service="no-such-service-%s" % engine, gpu_monitor_load_requests=1)
+    assert run.rc != 0
+    (msg,) = run.failure_messages()
+    assert "The load (haw_icc.llm.llm_health) failed" in msg and "does not exist" in msg
+    _result, rows, summary = read_outputs(run, tmp_path / "out")
+    assert len(rows) == 2 * GPUS and summary["samples"] == 2
+    shown = run.result(ROLE + "Show what the GPUs and the engine did")["msg"]
+    assert any(line.startswith("load failed: ") for line in shown)
+
+
 class EngineMetrics(http.server.BaseHTTPRequestHandler):
     """A real HTTP server with vLLM V0-style or TGI /metrics: every scrape 250 more generated tokens."""
 
