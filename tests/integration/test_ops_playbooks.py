@@ -436,3 +436,69 @@ def test_other_students_namespace_is_refused(sandbox, other_engine, tmp_path, pl
     assert [p["metadata"]["resourceVersion"] for p in
             sandbox.kubectl_json("-n", OTHER, "get", "pods")["items"]] == pods_before
     assert list(tmp_path.iterdir()) == []
+
+
+def run_interactive(playbook, host, answer, timeout=240, **extra):
+    """Run a playbook on a pseudo-terminal (as a user would) and type ``answer`` at the prompt."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    def controlling_tty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOKS / playbook),
+           "-i", str(REPO / "inventories" / "sandbox"), "-l", host]
+    if extra:
+        cmd += ["-e", json.dumps(extra)]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_DEPRECATION_WARNINGS="0")
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(REPO),
+                            preexec_fn=controlling_tty)
+    os.close(slave)
+    out, answered = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+                if not answered and b"Type yes to continue" in out:
+                    time.sleep(1)  # the prompt flushes input typed before it reads
+                    os.write(master, answer.encode() + b"\r")
+                    answered = True
+            elif proc.poll() is not None:
+                break
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    return proc.returncode, out.decode(errors="replace"), answered
+
+
+def test_cleanup_asks_and_obeys_the_answer(sandbox):
+    remove_all(sandbox, OWN)
+    deploy(sandbox, OWN, gpus=1)
+    before = snapshot(sandbox, OWN)
+    rc, out, answered = run_interactive("cleanup.yml", OWN, "no")
+    assert answered, out[-2000:]
+    assert rc != 0 and "Not confirmed (answer no)" in out
+    assert "%s: Deployment/vllm, Service/vllm, ConfigMap/vllm-config, Secret/vllm-api-key" % OWN in out
+    assert snapshot(sandbox, OWN) == before
+
+    rc, out, answered = run_interactive("cleanup.yml", OWN, "yes")
+    assert answered and rc == 0, out[-3000:]
+    assert names(sandbox, OWN) == {"Secret/webui-secret-key", "PersistentVolumeClaim/vllm-cache"}
+    assert SECRET_VALUE not in out and API_KEY_VALUE not in out
+    remove_all(sandbox, OWN)
