@@ -838,7 +838,7 @@ def capacity_after_release(capacity, count, held=0, held_node=None):
         if quota_free < count:
             reasons.append("quota allows %d GPU%s once the current pod's %d are released, you asked for %d "
                            "(hard %s, used %s)" % (quota_free, "" if quota_free == 1 else "s", held, count,
-                                                    quota.get("hard"), quota.get("used")))
+                                                   quota.get("hard"), quota.get("used")))
     best = None
     if capacity.get("cluster_view"):
         for node in capacity.get("nodes") or []:

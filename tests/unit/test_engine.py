@@ -212,8 +212,8 @@ def test_cpu_below_100m_refused():
     assert refused(_engine.check_vllm(vllm_cfg(cpu="10m")), "vllm_cpu")
 
 
-@pytest.mark.parametrize("qty,amount", [("16Gi", 16 * 2 ** 30), ("500M", 5e8), ("1.5", 1.5), ("100m", 0.1),
-                                         ("1e3", 1000)])
+@pytest.mark.parametrize("qty,amount", [
+    ("16Gi", 16 * 2 ** 30), ("500M", 5e8), ("1.5", 1.5), ("100m", 0.1), ("1e3", 1000)])
 def test_quantity_bytes(qty, amount):
     assert _engine.quantity_bytes(qty) == pytest.approx(amount)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """GET a path through `kubectl port-forward svc/<service> <port>` (verification helper).
 
 Usage: svc_get.py <kubeconfig> <namespace> <service> <port> <path>; prints the HTTP status and body.
