@@ -39,6 +39,7 @@ start_proc() { # name, command...
 # serve it as a pod's `kubectl logs`. The recorded PID leads the process group of the pipeline.
 start_proc_cri() { # name, command...
   local name=$1; shift
+  # shellcheck disable=SC2016  # $@ and $0 expand in the inner bash, on purpose
   setsid bash -c 'PYTHONUNBUFFERED=1 "$@" 2>&1 | "$0" -u "'"$here"'/cri_log.py"' "${py:-python3}" "$@" >"$run/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$run/pids/$name.pid"
 }
@@ -195,6 +196,7 @@ import json, sys
 gguf, port, out, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 aliases = [l.strip() for l in open(names) if l.strip() and not l.startswith("#")]
 cfg = {"host": "127.0.0.1", "port": port,
+       "interrupt_requests": False,
        "models": [{"model": gguf, "model_alias": a, "n_ctx": 2048, "n_threads": 2,
                    "verbose": False} for a in aliases]}
 json.dump(cfg, open(out, "w"), indent=1)
@@ -203,6 +205,12 @@ EOF
 
 up() {
   if pid_alive "$run/pids/kube-apiserver.pid"; then log "already running"; return 0; fi
+  # Refuse before deleting anything if another process (another sandbox?) holds one of our ports.
+  local port busy=""
+  for port in "$etcd_port" "$etcd_peer_port" "$api_port" "$kwok_port" "$engine_port" "$webui_port"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy="$busy $port"; fi
+  done
+  [ -z "$busy" ] || die "port(s)$busy on 127.0.0.1 are in use (another sandbox?); choose other SANDBOX_*_PORT values"
   rm -rf "$run"
   local t0; t0=$(date +%s.%N)
   # shellcheck source=versions.env
