@@ -300,6 +300,19 @@ def test_logs_of_engine_and_webui(sandbox, own_engine):
     assert report["webui"]["log_read"]
 
 
+def test_read_only_playbooks_run_in_check_mode_and_change_nothing(sandbox, own_engine):
+    before = snapshot(sandbox, OWN)
+    pod_version = own_engine["metadata"]["name"]
+    for playbook in ("status.yml", "test_gpu.yml"):
+        run = host_run(playbook, OWN, check=True)
+        assert run.rc == 0, (playbook, run.failure_messages() or run.stdout[-3000:])
+        assert run.changed() == 0, playbook
+    checks = {c["name"]: c["ok"] for c in run.result("Judge")["ansible_facts"]["test_gpu_checks"]}
+    assert all(checks.values()), checks
+    assert snapshot(sandbox, OWN) == before
+    assert running_pod(sandbox, OWN)["metadata"]["name"] == pod_version
+
+
 # --- access ------------------------------------------------------------------------------------
 
 def test_access_opens_and_closes_the_ports(sandbox, own_engine, tmp_path):
