@@ -98,7 +98,7 @@ def apply(sandbox, ns, objs, kubeconfig=None):
     proc = subprocess.run(
         [sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.kubeconfig(ns), "apply", "-f", "-"],
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
-        capture_output=True, text=True, timeout=60)
+        capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -259,7 +259,8 @@ def test_logs_analysis_finds_oom_cuda_nccl_and_probe_failures(sandbox, tmp_path)
                  "source": {"component": "kubelet", "host": pod["spec"]["nodeName"]},
                  "firstTimestamp": "2026-11-29T03:05:00Z", "lastTimestamp": "2026-11-29T03:09:00Z"}
         proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", sandbox.admin_kubeconfig, "create", "-f", "-"],
-                              input=json.dumps(event), capture_output=True, text=True, timeout=60)
+                              input=json.dumps(event), capture_output=True, text=True, timeout=60,
+                              check=False)
         assert proc.returncode == 0, proc.stderr
 
         run = host_run("logs.yml", CRASH, component="engine", logs_previous=True, logs_lines=100,
@@ -476,7 +477,7 @@ def run_interactive(playbook, host, answer, timeout=240, **extra):
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1)
+            ready = select.select([master], [], [], 1)[0]
             if ready:
                 try:
                     chunk = os.read(master, 4096)
