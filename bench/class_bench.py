@@ -2,7 +2,7 @@
 for 30 student namespaces, against a kubectl baseline. Not a test; it only prints figures.
 
 Starts a sandbox of its own ($SANDBOX_DIR, default .sandbox-classbench, ports 59xxx) with 8 extra
-kwok V100 nodes (so that 30 one-GPU engines fit), then measures with the sandbox inventory and the
+kwok V100 nodes and 2 CPU nodes (so that 30 one-GPU engines and 30 WebUIs fit), then measures with the sandbox inventory and the
 students' own kubeconfigs:
 
   * single: ``playbooks/deploy.yml -l wstu001-default`` from an empty namespace (engine + WebUI +
@@ -115,6 +115,15 @@ def add_nodes():
             "spec": {"taints": [{"key": "gpu-tesla-v100", "effect": "NoSchedule"}]},
             "status": {"capacity": {"cpu": "64", "memory": "384Gi", "pods": "110", "nvidia.com/gpu": "4"},
                        "allocatable": {"cpu": "63", "memory": "380Gi", "pods": "110", "nvidia.com/gpu": "4"}}})
+    # CPU nodes for the 30 WebUIs (the sandbox has one small CPU node).
+    for i in range(1, 3):
+        name = "classbench-cpu-%02d" % i
+        nodes.append({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                         "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}},
+            "status": {"capacity": {"cpu": "64", "memory": "256Gi", "pods": "110"},
+                       "allocatable": {"cpu": "63", "memory": "250Gi", "pods": "110"}}})
     kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
     kubectl("wait", "--for=condition=Ready", "node", "-l", "type=kwok", "--timeout=120s", timeout=180)
 

@@ -114,6 +114,15 @@ def test_preflight_refusals_leave_the_namespace_untouched(sandbox, extra, needle
     assert snapshot(sandbox) == before
 
 
+def test_deploy_check_mode_creates_nothing(sandbox):
+    remove_all(sandbox)
+    before = snapshot(sandbox)
+    run = run_playbook("playbooks/deploy.yml", limit=NS, check=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert "would deploy %s with vllm" % MODEL in "\n".join(run.result("Summary", NS)["msg"])
+    assert snapshot(sandbox) == before
+
+
 def test_preflight_refuses_more_gpus_than_the_quota_leaves(sandbox):
     remove_all(sandbox)
     try:
