@@ -173,3 +173,42 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
         except ValueError:
             data = None
     return PlaybookRun(proc, data)
+
+
+def gpu_workload(name, namespace, gpus=1, replicas=1, labels=None, node_selector=None,
+                 image="registry.invalid/engine:1.0", limits=None, service=True):
+    """A Deployment of pods that ask for ``gpus`` GPUs and tolerate the V100 taint, and (with
+    ``service``) a Service on port 8000; kwok routes that port to the sandbox's real engine.
+    ``labels`` go on the Deployment and its pods; the selector is the label ``haw-icc-test``."""
+    pod_labels = dict(labels or {}, **{"haw-icc-test": name})
+    container = {
+        "name": "engine", "image": image, "ports": [{"containerPort": 8000, "name": "http"}],
+        "resources": {"requests": {"nvidia.com/gpu": gpus, "cpu": "100m", "memory": "128Mi"},
+                      "limits": dict({"nvidia.com/gpu": gpus}, **(limits or {}))},
+    }
+    spec = {"tolerations": [{"key": "gpu-tesla-v100", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [container]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    items = [{
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels or {})},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"haw-icc-test": name}},
+                 "template": {"metadata": {"labels": pod_labels}, "spec": spec}},
+    }]
+    if service:
+        items.append({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"haw-icc-test": name},
+                     "ports": [{"port": 8000, "targetPort": "http", "name": "http"}]},
+        })
+    return items
+
+
+def kubectl_apply(sandbox, objects, kubeconfig=None):
+    """``kubectl apply`` of a list of objects (or YAML text); returns the CompletedProcess."""
+    text = objects if isinstance(objects, str) else json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": objects})
+    return subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
+                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60,
+                          check=False)

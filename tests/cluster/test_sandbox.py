@@ -2,48 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 
 import pytest
 
-from sandboxlib import MODEL, NS_ONLY, READER, http_json, wait_until
-
-GPU_DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  replicas: %(replicas)d
-  selector: {matchLabels: {app: %(name)s}}
-  template:
-    metadata: {labels: {app: %(name)s}}
-    spec:
-      tolerations: [{key: gpu-tesla-v100, operator: Exists, effect: NoSchedule}]
-      containers:
-      - name: engine
-        image: registry.invalid/engine:1.0
-        ports: [{containerPort: 8000, name: http}]
-        resources:
-          requests: {nvidia.com/gpu: %(gpus)d, cpu: 100m, memory: 128Mi}
-          limits: {nvidia.com/gpu: %(gpus)d}
----
-apiVersion: v1
-kind: Service
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  selector: {app: %(name)s}
-  ports: [{port: 8000, targetPort: http}]
-"""
-
-
-def apply(sandbox, text, kubeconfig=None):
-    return subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
-                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
+from sandboxlib import MODEL, NS_ONLY, READER, gpu_workload, http_json, kubectl_apply, wait_until
 
 
 def pods_of(sandbox, ns, app):
-    return sandbox.kubectl_json("-n", ns, "get", "pods", "-l", "app=%s" % app)["items"]
+    return sandbox.kubectl_json("-n", ns, "get", "pods", "-l", "haw-icc-test=%s" % app)["items"]
 
 
 def test_nodes_look_like_the_icc(sandbox):
@@ -69,7 +36,7 @@ def test_nodes_look_like_the_icc(sandbox):
 def test_scheduler_counts_gpus(sandbox):
     """3 replicas x 4 GPUs on two 4-GPU V100 nodes: two run, one is Pending for lack of GPUs."""
     name = "smoke-gpu-%s" % uuid.uuid4().hex[:6]
-    proc = apply(sandbox, GPU_DEPLOYMENT % dict(name=name, ns="sandbox-smoke", replicas=3, gpus=4))
+    proc = kubectl_apply(sandbox, gpu_workload(name, "sandbox-smoke", gpus=4, replicas=3))
     assert proc.returncode == 0, proc.stderr
     try:
         def settled():
@@ -114,8 +81,7 @@ def test_port_forward_reaches_the_real_model(sandbox):
     """A student's port-forward to an engine Service reaches llama.cpp serving SmolLM2."""
     name = "smoke-engine-%s" % uuid.uuid4().hex[:6]
     kc = sandbox.kubeconfig(NS_ONLY)
-    proc = apply(sandbox, GPU_DEPLOYMENT % dict(name=name, ns=NS_ONLY, replicas=1, gpus=1),
-                 kubeconfig=kc)
+    proc = kubectl_apply(sandbox, gpu_workload(name, NS_ONLY), kubeconfig=kc)
     assert proc.returncode == 0, proc.stderr
     try:
         sandbox.kubectl("-n", NS_ONLY, "rollout", "status", "deployment/%s" % name,

@@ -8,29 +8,9 @@ import uuid
 
 import pytest
 
-from sandboxlib import NS_ONLY, READER, run_playbook, wait_until
+from sandboxlib import NS_ONLY, READER, gpu_workload, kubectl_apply, run_playbook, wait_until
 
 FILL_NS = "sandbox-smoke"
-
-DEPLOYMENT = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %(name)s}}
-  template:
-    metadata: {labels: {app: %(name)s}}
-    spec:
-      %(node_selector)s
-      tolerations: [{key: gpu-tesla-v100, operator: Exists, effect: NoSchedule}]
-      containers:
-      - name: engine
-        image: registry.invalid/engine:1.0
-        resources:
-          requests: {nvidia.com/gpu: %(gpus)d, cpu: 100m, memory: 128Mi}
-          limits: {nvidia.com/gpu: %(gpus)d}
-"""
 
 PLAYBOOK = """
 - hosts: %(hosts)s
@@ -46,23 +26,20 @@ PLAYBOOK = """
 """
 
 
-def apply(sandbox, text, kubeconfig=None):
-    import subprocess
-
-    proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
-                           "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60, check=False)
+def apply(sandbox, objects, kubeconfig=None):
+    proc = kubectl_apply(sandbox, objects, kubeconfig)
     assert proc.returncode == 0, proc.stderr
 
 
 def deployment(sandbox, ns, gpus, node=None, kubeconfig=None, name=None):
     name = name or "cap-%s" % uuid.uuid4().hex[:6]
-    selector = "nodeSelector: {kubernetes.io/hostname: %s}" % node if node else ""
-    apply(sandbox, DEPLOYMENT % dict(name=name, ns=ns, gpus=gpus, node_selector=selector), kubeconfig)
+    selector = {"kubernetes.io/hostname": node} if node else None
+    apply(sandbox, gpu_workload(name, ns, gpus=gpus, node_selector=selector, service=False), kubeconfig)
     return name
 
 
 def pods(sandbox, ns, app):
-    return sandbox.kubectl_json("-n", ns, "get", "pods", "-l", "app=%s" % app)["items"]
+    return sandbox.kubectl_json("-n", ns, "get", "pods", "-l", "haw-icc-test=%s" % app)["items"]
 
 
 def delete(sandbox, ns, name, kubeconfig=None):
@@ -191,7 +168,7 @@ def test_bad_input_fails_clearly(sandbox, args, needle):
 SIDECAR = """
 apiVersion: v1
 kind: Pod
-metadata: {name: %(name)s, namespace: %(ns)s, labels: {app: %(name)s}}
+metadata: {name: %(name)s, namespace: %(ns)s, labels: {haw-icc-test: %(name)s}}
 spec:
   nodeName: gpu-v100s-1
   initContainers:

@@ -14,48 +14,19 @@ import uuid
 
 import pytest
 
-from sandboxlib import MODEL, NS_ONLY, READER, REPO, http_json, run_playbook, wait_until
+from sandboxlib import MODEL, NS_ONLY, READER, REPO, gpu_workload, http_json, kubectl_apply, run_playbook, wait_until
 
-ENGINE = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %(name)s}}
-  template:
-    metadata: {labels: {app: %(name)s}}
-    spec:
-      tolerations: [{key: gpu-tesla-v100, operator: Exists, effect: NoSchedule}]
-      containers:
-      - name: engine
-        image: registry.invalid/engine:1.0
-        ports: [{containerPort: 8000, name: http}]
-        resources:
-          requests: {nvidia.com/gpu: 1, cpu: 100m, memory: 128Mi}
-          limits: {nvidia.com/gpu: 1}
----
-apiVersion: v1
-kind: Service
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  selector: {app: %(name)s}
-  ports: [{port: 8000, targetPort: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: %(name)s-empty, namespace: %(ns)s}
-spec:
-  selector: {app: %(name)s-nothing}
-  ports: [{port: 8000, targetPort: 8000}]
-"""
+def _engine_objects(name, ns):
+    """The engine Deployment and Service, plus a Service that selects no pod."""
+    empty = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name + "-empty", "namespace": ns},
+             "spec": {"selector": {"app": name + "-nothing"}, "ports": [{"port": 8000, "targetPort": 8000}]}}
+    return gpu_workload(name, ns) + [empty]
 
 
 def _engine(sandbox, ns):
     name = "health-%s" % uuid.uuid4().hex[:6]
     kc = sandbox.kubeconfig(ns)
-    proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", kc, "apply", "-f", "-"],
-                          input=ENGINE % dict(name=name, ns=ns), capture_output=True, text=True, timeout=60, check=False)
+    proc = kubectl_apply(sandbox, _engine_objects(name, ns), kubeconfig=kc)
     assert proc.returncode == 0, proc.stderr
     try:
         sandbox.kubectl("-n", ns, "rollout", "status", "deployment/%s" % name, "--timeout=60s", kubeconfig=kc)

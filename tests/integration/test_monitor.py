@@ -9,47 +9,17 @@ import datetime
 import http.server
 import json
 import pathlib
-import subprocess
 import threading
 import uuid
 
 import pytest
 
-from sandboxlib import NS_ONLY, REPO, run_playbook, wait_until
+from sandboxlib import NS_ONLY, REPO, gpu_workload, kubectl_apply, run_playbook, wait_until
 
 PLAYBOOK = REPO / "playbooks" / "monitor.yml"
 ROLE = "haw_icc.llm.gpu_monitor : "  # task names of a role carry its name
-ENGINE = """
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %(name)s
-  namespace: %(ns)s
-  labels: {app.kubernetes.io/name: vllm, app.kubernetes.io/component: engine, app.kubernetes.io/part-of: haw-icc-llm}
-spec:
-  replicas: 1
-  selector: {matchLabels: {haw-icc-test: %(name)s}}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: vllm, app.kubernetes.io/component: engine,
-               app.kubernetes.io/part-of: haw-icc-llm, haw-icc-test: %(name)s}
-    spec:
-      tolerations: [{key: gpu-tesla-v100, operator: Exists, effect: NoSchedule}]
-      containers:
-      - name: engine
-        image: registry.invalid/vllm-openai:v0.8.5
-        ports: [{containerPort: 8000, name: http}]
-        resources:
-          requests: {nvidia.com/gpu: 1, cpu: 100m, memory: 128Mi}
-          limits: {nvidia.com/gpu: 1, cpu: 500m, memory: 256Mi}
----
-apiVersion: v1
-kind: Service
-metadata: {name: %(name)s, namespace: %(ns)s}
-spec:
-  selector: {haw-icc-test: %(name)s}
-  ports: [{port: 8000, targetPort: http, name: http}]
-"""
+ENGINE_LABELS = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/component": "engine",
+                 "app.kubernetes.io/part-of": "haw-icc-llm"}
 GPUS = 4  # what the stand-in reports
 # The CSV header, in order: the contract of the file.
 COLUMNS = ("timestamp,elapsed_s,sample,namespace,pod,pod_restarts,gpu_index,gpu_name,gpu_uuid,temperature_c,"
@@ -64,9 +34,9 @@ COLUMNS = ("timestamp,elapsed_s,sample,namespace,pod,pod_restarts,gpu_index,gpu_
 def engine(sandbox):
     name = "gm-%s" % uuid.uuid4().hex[:6]
     kc = sandbox.kubeconfig(NS_ONLY)
-    proc = subprocess.run([sandbox.kubectl_path, "--kubeconfig", kc, "apply", "-f", "-"],
-                          input=ENGINE % dict(name=name, ns=NS_ONLY), capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = kubectl_apply(sandbox, gpu_workload(name, NS_ONLY, labels=ENGINE_LABELS,
+                                               image="registry.invalid/vllm-openai:v0.8.5",
+                                               limits={"cpu": "500m", "memory": "256Mi"}), kubeconfig=kc)
     assert proc.returncode == 0, proc.stderr
     try:
         sandbox.kubectl("-n", NS_ONLY, "rollout", "status", "deployment/%s" % name, "--timeout=60s", kubeconfig=kc)
