@@ -142,9 +142,9 @@ def export_manifests(ns, target):
                 clean[key] = obj[key]
         spec = clean.get("spec", {})
         if obj["kind"] == "Service":
-            spec = {k: v for k, v in spec.items() if k not in ("clusterIP", "clusterIPs", "ipFamilies",
-                                                                "ipFamilyPolicy", "internalTrafficPolicy",
-                                                                "sessionAffinity")}
+            dropped = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy",
+                       "sessionAffinity")
+            spec = {k: v for k, v in spec.items() if k not in dropped}
         if obj["kind"] == "PersistentVolumeClaim":
             spec = {k: v for k, v in spec.items() if k not in ("volumeName",)}
         if "spec" in clean:
@@ -174,7 +174,7 @@ def med(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the single deploy and the kubectl baseline")
     parser.add_argument("--class-runs", type=int, default=1, help="runs of the 30-namespace deploy")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")

@@ -16,6 +16,7 @@ import pytest
 
 from sandboxlib import MODEL, NS_ONLY, READER, REPO, gpu_workload, http_json, kubectl_apply, run_playbook, wait_until
 
+
 def _engine_objects(name, ns):
     """The engine Deployment and Service, plus a Service that selects no pod."""
     empty = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name + "-empty", "namespace": ns},
