@@ -25,28 +25,12 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._icc import (
     GFD_PRODUCT,
     GPU_RESOURCE,
     GPU_TYPES,
+    quantity,
 )
 from ansible_collections.haw_icc.llm.plugins.module_utils._kproto import MAGIC, ProtobufError, list_continue, pod_list
 
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PAGE_SIZE = 500
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-
-
-def quantity(value):
-    """Kubernetes quantity (``"4"``, ``"500m"``, ``"16Gi"``) -> float; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match or match.group(2) not in _SUFFIX:
-        raise ValueError("not a Kubernetes quantity: %r" % (value,))
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
-
-
 def _count(value):
     """GPU counts are integers; quantities such as '4' or '4000m' both give 4."""
     q = quantity(value)

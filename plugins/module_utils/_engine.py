@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
-from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GFD_PRODUCT, GPU_RESOURCE, GPU_TYPES
+from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GFD_PRODUCT, GPU_RESOURCE, GPU_TYPES, quantity
 
 # --- Images -------------------------------------------------------------------------------------
 
@@ -126,10 +126,6 @@ _VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
 _SAFE_ARG = re.compile(r"^[^\x00-\x1f]*$")
 
-_UNITS = {"": 1, "k": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "P": 10 ** 15,
-          "E": 10 ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
-          "Ei": 2 ** 60, "m": 0.001}
-
 
 class Report(object):
     """Errors and warnings collected by one check."""
@@ -156,15 +152,10 @@ def is_quantity(value):
 
 
 def quantity_bytes(value):
-    """Kubernetes quantity -> number (bytes for memory, cores for cpu)."""
-    match = _QUANTITY.match(str(value))
-    if not match:
+    """Kubernetes quantity -> number (bytes for memory, cores for cpu); refuses what is_quantity refuses."""
+    if not is_quantity(str(value)):
         raise ValueError("not a quantity: %r" % (value,))
-    number = float(match.group(1))
-    suffix = match.group(3) or ""
-    if suffix[:1] in ("e", "E"):
-        return number * 10 ** int(suffix[1:])
-    return number * _UNITS[suffix]
+    return quantity(str(value))
 
 
 def parse_image(image):

@@ -1000,10 +1000,9 @@ class KubeSampler(object):
                    and not p.metadata.deletion_timestamp]
         if not running:
             return None
+        from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import pod_ready
 
-        def ready(p):
-            return any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
-        running.sort(key=lambda p: (not ready(p), p.metadata.name))
+        running.sort(key=lambda p: (not pod_ready(p), p.metadata.name))
         return self._describe(running[0])
 
     def exec_in(self, pod, argv):

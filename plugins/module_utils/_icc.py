@@ -73,3 +73,21 @@ def validate_dns_label(value, variable, max_len=63):
 
 def looks_like_icc_namespace(namespace):
     return bool(_NAMESPACE.match(namespace or ""))
+
+
+# Kubernetes resource quantities: the one parser used by capacity math and engine checks.
+_K8S_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+
+
+def quantity(value):
+    """Kubernetes quantity (``"4"``, ``"500m"``, ``"16Gi"``) -> float; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _K8S_QUANTITY.match(str(value).strip())
+    if not match or match.group(2) not in _SUFFIX:
+        raise ValueError("not a Kubernetes quantity: %r" % (value,))
+    return float(match.group(1)) * _SUFFIX[match.group(2)]

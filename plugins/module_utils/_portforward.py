@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover
     portforward = None
 
 
-def _ready(pod):
+def pod_ready(pod):
+    """Running, not being deleted, and with condition Ready=True."""
     status = pod.status
     if not status or status.phase != "Running" or pod.metadata.deletion_timestamp:
         return False
@@ -58,7 +59,7 @@ def resolve_service(kube, namespace, service, port):
         raise ProbeError("Service %s/%s has no pod selector." % (namespace, service))
     label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
     pods = kube.call(kube.core.list_namespaced_pod, namespace, label_selector=label_selector).items
-    ready = sorted((p for p in pods if _ready(p)), key=lambda p: p.metadata.name)
+    ready = sorted((p for p in pods if pod_ready(p)), key=lambda p: p.metadata.name)
     if not ready:
         raise ProbeError("No Ready pod behind Service %s/%s (%d pods match its selector)."
                          % (namespace, service, len(pods)),
