@@ -31,6 +31,8 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._kproto import MAGIC, 
 
 ACTIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 PAGE_SIZE = 500
+
+
 def _count(value):
     """GPU counts are integers; quantities such as '4' or '4000m' both give 4."""
     q = quantity(value)
