@@ -7,6 +7,8 @@
 #   sandbox.sh down     stop every process by PID and remove the run directory
 #   sandbox.sh status   print what runs
 #   sandbox.sh env      print shell exports (KUBECONFIG of the admin, student kubeconfigs)
+#   sandbox.sh stop-apiserver / start-apiserver
+#                       stop only the API server / start it again with the same arguments (fault tests)
 #
 # Environment: SANDBOX_DIR (run directory, default <repo>/.sandbox), SANDBOX_ENGINE=0 (no LLM),
 # SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below).
@@ -27,7 +29,9 @@ py="$repo/.venv/bin/python"
 log() { echo "sandbox: $*" >&2; }
 die() { echo "sandbox: ERROR: $*" >&2; exit 1; }
 
-pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process that exited but was not reaped yet (a zombie: our parent is gone) counts as stopped.
+running() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+pid_alive() { [ -f "$1" ] && running "$(cat "$1")"; }
 
 start_proc() { # name, command...
   local name=$1; shift
@@ -44,18 +48,23 @@ start_proc_cri() { # name, command...
   echo $! > "$run/pids/$name.pid"
 }
 
+stop_proc() { # name: TERM to its process group, KILL after 5 s
+  local f="$run/pids/$1.pid" pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if running "$pid"; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do running "$pid" || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do running "$pid" || break; sleep 0.1; done
+  fi
+}
+
 stop() {
   [ -d "$run/pids" ] || { log "not running"; rm -rf "$run"; return 0; }
   # Reverse start order: clients first, etcd last.
   for name in webui-standin engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    f="$run/pids/$name.pid"
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
+    stop_proc "$name"
   done
   # Port-forwards and other helpers that tests registered.
   for f in "$run"/pids/extra-*.pid; do
@@ -203,6 +212,33 @@ json.dump(cfg, open(out, "w"), indent=1)
 EOF
 }
 
+# The API server, started by `up` and again by `start-apiserver` (the fault tests stop it mid-deploy;
+# etcd keeps the data, so a restart brings the same cluster back).
+start_apiserver() {
+  local adv=()
+  ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=10.96.255.254)
+  start_proc kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --bind-address=127.0.0.1 --secure-port="$api_port" "${adv[@]}" \
+    --endpoint-reconciler-type=none \
+    --tls-cert-file="$run/pki/apiserver.crt" --tls-private-key-file="$run/pki/apiserver.key" \
+    --client-ca-file="$run/pki/ca.crt" --token-auth-file="$run/pki/tokens.csv" \
+    --authorization-mode=Node,RBAC --allow-privileged=true \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$run/pki/sa.pub" --service-account-signing-key-file="$run/pki/sa.key" \
+    --service-cluster-ip-range=10.96.0.0/16 \
+    --kubelet-client-certificate="$run/pki/admin.crt" --kubelet-client-key="$run/pki/admin.key" \
+    --kubelet-preferred-address-types=InternalIP \
+    --proxy-client-cert-file="$run/pki/admin.crt" --proxy-client-key-file="$run/pki/admin.key" \
+    --enable-priority-and-fairness=false --max-requests-inflight=0 --max-mutating-requests-inflight=0 \
+    --v=0
+}
+
+wait_apiserver() { # timeout seconds
+  wait_for "kube-apiserver /readyz" "$1" curl -sf --cacert "$run/pki/ca.crt" \
+    --cert "$run/pki/admin.crt" --key "$run/pki/admin.key" "https://127.0.0.1:$api_port/readyz"
+}
+
 up() {
   if pid_alive "$run/pids/kube-apiserver.pid"; then log "already running"; return 0; fi
   # Refuse before deleting anything if another process (another sandbox?) holds one of our ports.
@@ -228,26 +264,9 @@ up() {
     --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
     --initial-cluster "sandbox=http://127.0.0.1:$etcd_peer_port" --unsafe-no-fsync \
     --listen-metrics-urls "" --log-level warn
-  local adv=()
-  ip route show default 2>/dev/null | grep -q . || adv=(--advertise-address=10.96.255.254)
-  start_proc kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --bind-address=127.0.0.1 --secure-port="$api_port" "${adv[@]}" \
-    --endpoint-reconciler-type=none \
-    --tls-cert-file="$run/pki/apiserver.crt" --tls-private-key-file="$run/pki/apiserver.key" \
-    --client-ca-file="$run/pki/ca.crt" --token-auth-file="$run/pki/tokens.csv" \
-    --authorization-mode=Node,RBAC --allow-privileged=true \
-    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file="$run/pki/sa.pub" --service-account-signing-key-file="$run/pki/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 \
-    --kubelet-client-certificate="$run/pki/admin.crt" --kubelet-client-key="$run/pki/admin.key" \
-    --kubelet-preferred-address-types=InternalIP \
-    --proxy-client-cert-file="$run/pki/admin.crt" --proxy-client-key-file="$run/pki/admin.key" \
-    --enable-priority-and-fairness=false --max-requests-inflight=0 --max-mutating-requests-inflight=0 \
-    --v=0
+  start_apiserver
   wait_for "etcd" 30 curl -sf "http://127.0.0.1:$etcd_port/health"
-  wait_for "kube-apiserver /readyz" 60 curl -sf --cacert "$run/pki/ca.crt" \
-    --cert "$run/pki/admin.crt" --key "$run/pki/admin.key" "https://127.0.0.1:$api_port/readyz"
+  wait_apiserver 60
   start_proc kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$run/admin.kubeconfig" --authentication-kubeconfig="$run/admin.kubeconfig" \
     --authorization-kubeconfig="$run/admin.kubeconfig" --leader-elect=false \
@@ -290,7 +309,7 @@ status_line() {
   for f in "$run"/pids/*.pid; do
     [ -f "$f" ] || continue
     n=$(basename "$f" .pid)
-    if kill -0 "$(cat "$f")" 2>/dev/null; then out="$out $n=up"; else out="$out $n=DOWN"; fi
+    if running "$(cat "$f")"; then out="$out $n=up"; else out="$out $n=DOWN"; fi
   done
   echo "${out# }"
 }
@@ -299,6 +318,19 @@ cmd=${1:-}
 case "$cmd" in
   up) up ;;
   down) stop ;;
+  stop-apiserver) # fault tests: the API server goes away, everything else keeps running
+    [ -d "$run/pids" ] || die "not running"
+    stop_proc kube-apiserver
+    log "kube-apiserver stopped (start it again with: $0 start-apiserver)"
+    ;;
+  start-apiserver) # the same arguments as `up`; etcd still holds the cluster
+    [ -d "$run/pids" ] || die "not running"
+    if pid_alive "$run/pids/kube-apiserver.pid"; then log "kube-apiserver already running"; exit 0; fi
+    bin=$(cat "$run/bin-dir")
+    start_apiserver
+    wait_apiserver 60
+    log "kube-apiserver started: $(status_line)"
+    ;;
   status) [ -d "$run/pids" ] && status_line || echo "not running" ;;
   env)
     [ -f "$run/admin.kubeconfig" ] || die "not running"
@@ -307,5 +339,5 @@ case "$cmd" in
     echo "export PATH=$(cat "$run/bin-dir"):\$PATH"
     echo "# student kubeconfigs: $run/students/*.kubeconfig"
     ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac
