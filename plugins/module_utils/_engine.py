@@ -581,7 +581,31 @@ def nccl_env(fallback=False):
 
 # --- Rollout ------------------------------------------------------------------------------------
 
-_FAIL_WAITING = ("CreateContainerConfigError", "InvalidImageName", "CreateContainerError")
+# Container waiting reasons after which waiting longer does not help, with what to do about them.
+_IMAGE_HINT = ("the image cannot be pulled: check its registry, name and tag (%s) and that the registry is "
+               "reachable from the cluster; a private registry needs imagePullSecrets")
+_FAIL_WAITING = {
+    "ErrImagePull": _IMAGE_HINT,
+    "ImagePullBackOff": _IMAGE_HINT,
+    "InvalidImageName": "the image name is not valid: check %s",
+    "CrashLoopBackOff": ("the container keeps crashing: read its log (kubectl logs --previous, or "
+                         "playbooks/logs.yml), e.g. out of GPU memory or a model the engine cannot load"),
+    "CreateContainerConfigError": "a Secret or ConfigMap (key) the container references is missing",
+    "CreateContainerError": "the container runtime cannot create the container",
+}
+# The variable that sets the image of the roles' containers (by container name).
+_IMAGE_VARS = {"vllm": "vllm_image", "tgi": "tgi_image", "open-webui": "webui_image"}
+
+
+def _waiting_failure(pod, cs, waiting):
+    reason = waiting["reason"]
+    hint = _FAIL_WAITING[reason]
+    if "%s" in hint:
+        hint = hint % _IMAGE_VARS.get(cs.get("name"), "the image")
+    image = cs.get("image") or ""
+    return "container %s of pod %s%s: %s: %s (%s)" % (
+        cs.get("name"), pod["metadata"].get("name"), (" (image %s)" % image) if image else "", reason,
+        waiting.get("message", ""), hint)
 
 
 def rollout_status(deployment, pods=None):
@@ -592,7 +616,8 @@ def rollout_status(deployment, pods=None):
     pod has a node). ``failed``
     means waiting longer cannot help: the ReplicaSet cannot create pods (quota, LimitRange:
     condition ReplicaFailure), the scheduler found no node, the progress deadline passed, or a
-    container cannot be created (missing Secret key, bad image name).
+    container cannot start (image pull errors, crash loop, missing Secret key, bad image name);
+    the reason then names the container, the pod, the image, the kubelet's reason and a hint.
     """
     result = _rollout_state(deployment, pods)
     live = [p for p in pods or [] if not (p.get("metadata") or {}).get("deletionTimestamp")]
@@ -628,9 +653,7 @@ def _rollout_state(deployment, pods):
         for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _FAIL_WAITING:
-                return {"state": "failed", "reason": "container %s of pod %s: %s: %s"
-                        % (cs.get("name"), pod["metadata"].get("name"), waiting["reason"],
-                           waiting.get("message", ""))}
+                return {"state": "failed", "reason": _waiting_failure(pod, cs, waiting)}
     generation = meta.get("generation", 0)
     replicas = (deployment.get("spec") or {}).get("replicas", 1)
     avail = conds.get("Available")
@@ -644,11 +667,18 @@ def _rollout_state(deployment, pods):
     reason = "waiting: %d of %d pods updated, %d available" % (
         status.get("updatedReplicas", 0), replicas, status.get("availableReplicas", 0))
     for pod in pods or []:
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            continue
         for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
+            state = cs.get("state") or {}
+            waiting = state.get("waiting") or {}
             if waiting.get("reason"):
                 reason += "; container %s: %s %s" % (cs.get("name"), waiting["reason"],
                                                      waiting.get("message", ""))
+            elif "running" in state and not cs.get("ready"):
+                reason += ("; container %s of pod %s runs but is not ready (its readiness probe does not pass "
+                           "yet: the model may still be loading; see its log)"
+                           % (cs.get("name"), pod["metadata"].get("name")))
     return {"state": "progressing", "reason": reason}
 
 

@@ -437,9 +437,35 @@ def test_rollout_missing_secret_fails():
     assert verdict["state"] == "failed" and "CreateContainerConfigError" in verdict["reason"]
 
 
-def test_rollout_image_pull_backoff_keeps_waiting_but_is_reported():
-    verdict = _engine.rollout_status(dep(availableReplicas=0), [pod(waiting="ImagePullBackOff")])
-    assert verdict["state"] == "progressing" and "ImagePullBackOff" in verdict["reason"]
+@pytest.mark.parametrize("reason", ["ErrImagePull", "ImagePullBackOff"])
+def test_rollout_image_pull_errors_fail_fast_naming_the_image_and_the_variable(reason):
+    image = "unpullable.sandbox.invalid/vllm/vllm-openai:v0.8.5"
+    bad = pod()
+    bad["status"]["containerStatuses"] = [{"name": "vllm", "image": image, "ready": False, "state": {
+        "waiting": {"reason": reason, "message": 'Back-off pulling image "%s"' % image}}}]
+    verdict = _engine.rollout_status(dep(availableReplicas=0), [bad])
+    assert verdict["state"] == "failed"
+    assert reason in verdict["reason"] and "(image %s)" % image in verdict["reason"]
+    assert "check its registry, name and tag (vllm_image)" in verdict["reason"]
+
+
+def test_rollout_crash_loop_fails_fast_and_points_at_the_log():
+    verdict = _engine.rollout_status(dep(availableReplicas=0), [pod(waiting="CrashLoopBackOff")])
+    assert verdict["state"] == "failed" and "CrashLoopBackOff" in verdict["reason"]
+    assert "kubectl logs --previous" in verdict["reason"]
+
+
+def test_rollout_running_but_not_ready_keeps_waiting_and_says_so():
+    unready = pod(conditions=[{"type": "Ready", "status": "False"}])
+    unready["status"]["containerStatuses"] = [{"name": "vllm", "ready": False, "state": {"running": {}}}]
+    verdict = _engine.rollout_status(dep(availableReplicas=0), [unready])
+    assert verdict["state"] == "progressing"
+    assert "container vllm of pod p runs but is not ready" in verdict["reason"]
+
+
+def test_rollout_container_creating_keeps_waiting():
+    verdict = _engine.rollout_status(dep(availableReplicas=0), [pod(waiting="ContainerCreating")])
+    assert verdict["state"] == "progressing" and "ContainerCreating" in verdict["reason"]
 
 
 def test_rollout_progress_deadline_fails():
