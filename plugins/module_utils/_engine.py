@@ -285,6 +285,31 @@ def check_extra_args(report, variable, extra, owned):
     return extra
 
 
+_ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def check_annotations(report, variable, annotations):
+    """Extra pod annotations: a dict of string keys (optional DNS-subdomain prefix and '/', then a name
+    of up to 63 characters) and string values. The prefix haw-icc.de is the role's own."""
+    if annotations in (None, ""):
+        return {}
+    if not isinstance(annotations, dict):
+        report.refuse(variable, annotations, "is not a dict", "a dict of annotation keys and string values, "
+                      "e.g. {prometheus.io/scrape: 'true'}")
+        return {}
+    for key, value in annotations.items():
+        prefix, _sep, name = key.rpartition("/") if isinstance(key, str) else ("", "", None)
+        if name is None or not _ANNOTATION_NAME.match(name) or (_sep and not _DNS_NAME.match(prefix)):
+            report.refuse(variable, key, "is not an annotation key", "[prefix/]name: an optional DNS "
+                          "subdomain and '/', then up to 63 letters, digits, '-', '_' or '.'")
+        elif prefix == "haw-icc.de":
+            report.refuse(variable, key, "uses the prefix the role sets itself", "a key with another prefix")
+        if not isinstance(value, str):
+            report.refuse(variable, "%s: %r" % (key, value), "the value is not a string",
+                          "a quoted string, e.g. '%s'" % str(value).lower() if isinstance(value, bool) else "a quoted string")
+    return annotations
+
+
 def check_common(report, cfg, prefix, default_image, port_var="service_port"):
     check_dns_label(report, prefix + "name", cfg.get("name"), max_len=40)
     check_dns_label(report, prefix + "namespace", cfg.get("namespace"))
@@ -300,6 +325,7 @@ def check_common(report, cfg, prefix, default_image, port_var="service_port"):
                       "an empty string (the cluster default) or a lower-case name")
     check_int(report, prefix + "wait_timeout", cfg.get("wait_timeout"), 30, 86400,
               "seconds from 30 to 86400")
+    check_annotations(report, prefix + "pod_annotations", cfg.get("pod_annotations"))
 
 
 def _version_rules(report, variable, image, known_good, minimum=None, what="", default=None):
