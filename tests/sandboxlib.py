@@ -212,3 +212,49 @@ def kubectl_apply(sandbox, objects, kubeconfig=None):
     return subprocess.run([sandbox.kubectl_path, "--kubeconfig", kubeconfig or sandbox.admin_kubeconfig,
                            "apply", "-f", "-"], input=text, capture_output=True, text=True, timeout=60,
                           check=False)
+
+
+PART_OF = "app.kubernetes.io/part-of=haw-icc-llm"
+
+
+def remove_collection(sandbox, namespace):
+    """Delete what the collection created in ``namespace`` (and wait until it is gone)."""
+    sandbox.kubectl("-n", namespace, "delete", "deployment,service,pvc,secret,configmap", "-l", PART_OF,
+                    "--wait=true", "--timeout=120s", check=False, timeout=150)
+
+
+def live_pods(sandbox, namespace, selector="app.kubernetes.io/component=engine"):
+    """The pods matching ``selector`` that are not being deleted."""
+    pods = sandbox.kubectl_json("-n", namespace, "get", "pods", "-l", selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def pod_ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def engine_deployment(sandbox, namespace, name="vllm"):
+    """(Deployment, its first container, the /dev/shm sizeLimit) of the engine."""
+    dep = sandbox.kubectl_json("-n", namespace, "get", "deployment", name)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    shm = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "dshm"][0]
+    return dep, container, shm["emptyDir"]["sizeLimit"]
+
+
+def container_arg(container, flag):
+    args = container["args"]
+    return args[args.index(flag) + 1]
+
+
+def ask_engine(sandbox, namespace, model, service="vllm", kubeconfig=None):
+    """Ask the engine behind its Service ourselves (a port-forward, not through a playbook)."""
+    proc, port = sandbox.port_forward(namespace, "svc/%s" % service, 8000,
+                                      kubeconfig=kubeconfig or sandbox.kubeconfig(namespace))
+    try:
+        return http_json("http://127.0.0.1:%d/v1/chat/completions" % port, {
+            "model": model, "max_tokens": 16,
+            "messages": [{"role": "user", "content": "What is the capital of Germany?"}]})
+    finally:
+        proc.kill()
+        proc.wait()
