@@ -258,3 +258,14 @@ def ask_engine(sandbox, namespace, model, service="vllm", kubeconfig=None):
     finally:
         proc.kill()
         proc.wait()
+
+
+NAMESPACE_KINDS = "deployments,replicasets,pods,services,persistentvolumeclaims,secrets,configmaps"
+
+
+def namespace_snapshot(sandbox, namespace, kinds=NAMESPACE_KINDS, kubeconfig=None):
+    """Every object of ``kinds`` in the namespace: "Kind/name" -> resourceVersion (service account
+    token Secrets left out)."""
+    items = sandbox.kubectl_json("-n", namespace, "get", kinds, kubeconfig=kubeconfig)["items"]
+    return {"%s/%s" % (i["kind"], i["metadata"]["name"]): i["metadata"]["resourceVersion"] for i in items
+            if not (i["kind"] == "Secret" and i.get("type") == "kubernetes.io/service-account-token")}
