@@ -269,3 +269,12 @@ def namespace_snapshot(sandbox, namespace, kinds=NAMESPACE_KINDS, kubeconfig=Non
     items = sandbox.kubectl_json("-n", namespace, "get", kinds, kubeconfig=kubeconfig)["items"]
     return {"%s/%s" % (i["kind"], i["metadata"]["name"]): i["metadata"]["resourceVersion"] for i in items
             if not (i["kind"] == "Secret" and i.get("type") == "kubernetes.io/service-account-token")}
+
+
+def free_port():
+    """A local TCP port that is free right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
