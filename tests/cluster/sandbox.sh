@@ -256,6 +256,8 @@ up() {
   bin=$("$here/build.sh" | tail -1)
   mkdir -p "$run/logs" "$run/pids"
   echo "$bin" > "$run/bin-dir"
+  # start-apiserver reads the ports from here, whatever the caller's environment says.
+  printf 'etcd_port=%s\napi_port=%s\n' "$etcd_port" "$api_port" > "$run/ports.env"
   pki
   student_tokens
   admin_kubeconfig
@@ -329,6 +331,8 @@ case "$cmd" in
     [ -d "$run/pids" ] || die "not running"
     if pid_alive "$run/pids/kube-apiserver.pid"; then log "kube-apiserver already running"; exit 0; fi
     bin=$(cat "$run/bin-dir")
+    # shellcheck source=/dev/null
+    . "$run/ports.env"
     start_apiserver
     wait_apiserver 60
     log "kube-apiserver started: $(status_line)"
