@@ -845,19 +845,21 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
     if info["memory_mib"] < 32768:
         fix.append("%sgpu_type=gpu-tesla-v100s (32 GB)" % variable_prefix)
     fix.append("a smaller model")
+    # The context length is icc_max_total_tokens / tgi_max_total_tokens / vllm_max_model_len.
+    length_var = variable_prefix + ("max_model_len" if variable_prefix == "vllm_" else "max_total_tokens")
     if per_gpu_weights + GPU_OVERHEAD_GIB > budget:
         out["verdict"] = "refuse"
         out["message"] = "the weights do not fit: %s. Use %s." % (desc, ", or ".join(fix))
     elif need > budget:
         if facts.get("source") == "table":
             out["verdict"] = "refuse"
-            out["message"] = ("one full-length sequence does not fit: %s. Use a shorter %smax_model_len, or %s."
-                              % (desc, variable_prefix, ", or ".join(fix)))
+            out["message"] = ("one full-length sequence does not fit: %s. Use a shorter context (%s, the engine's "
+                              "max_model_len), or %s." % (desc, length_var, ", or ".join(fix)))
         else:
             out["verdict"] = "tight"
             out["message"] = ("probably too tight (the KV cache size is a guess without the model's "
-                              "architecture): %s. A shorter %smax_model_len or more GPUs would help."
-                              % (desc, variable_prefix))
+                              "architecture): %s. A shorter context (%s) or more GPUs would help."
+                              % (desc, length_var))
     elif per_gpu_weights + 4 * per_gpu_kv + GPU_OVERHEAD_GIB > budget:
         out["verdict"] = "tight"
         out["message"] = "fits, but with room for fewer than 4 full-length sequences: %s." % desc
