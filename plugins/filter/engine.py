@@ -7,14 +7,10 @@
   returns ``ok``, ``errors`` (each naming the variable, the bad value and what to use instead),
   ``variables`` and ``warnings``.
 - ``vllm_args(cfg)``, ``tgi_args(cfg)``: the engine command line of a checked configuration.
-- ``engine_rollout(deployment, pods)``: ``available``, ``failed`` (quota, LimitRange,
-  unschedulable, missing Secret key) or ``progressing``, with the reason.
 - ``engine_shm_size``, ``engine_node_affinity``, ``engine_toleration``, ``engine_resources``,
   ``engine_nccl_env``, ``engine_defaults``: manifest pieces.
 - ``engine_memory_fit(model, gpu_type, gpu_count, quantization, dtype, max_model_len, fraction)``:
   the preflight's memory estimate (``verdict`` fits, tight, refuse or unknown, with ``message``).
-- ``engine_capacity_after_release(capacity, count, held, held_node)``: a gpu_capacity result
-  re-judged with the GPUs of the pod a Recreate rollout replaces counted as free.
 - ``engine_live_settings(deployment)``: model, quantization, context length, GPUs and shm of a live
   engine Deployment (for rollbacks).
 """
@@ -59,10 +55,6 @@ def tgi_args(cfg):
     return _engine.tgi_args(_plain(cfg))
 
 
-def engine_rollout(deployment, pods=None):
-    return _engine.rollout_status(_plain(deployment), _plain(pods or []))
-
-
 def engine_shm_size(cfg):
     return _engine.shm_size(_plain(cfg))
 
@@ -98,11 +90,6 @@ def engine_memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", m
                               str(variable_prefix))
 
 
-def engine_capacity_after_release(capacity, count, held=0, held_node=None):
-    return _engine.capacity_after_release(_plain(capacity), int(count), int(held or 0),
-                                          str(held_node) if held_node else None)
-
-
 def engine_live_settings(deployment):
     return _engine.live_settings(_plain(deployment))
 
@@ -113,7 +100,6 @@ class FilterModule(object):
             "engine_check": engine_check,
             "vllm_args": vllm_args,
             "tgi_args": tgi_args,
-            "engine_rollout": engine_rollout,
             "engine_shm_size": engine_shm_size,
             "engine_node_affinity": engine_node_affinity,
             "engine_toleration": engine_toleration,
@@ -121,6 +107,5 @@ class FilterModule(object):
             "engine_nccl_env": engine_nccl_env,
             "engine_defaults": engine_defaults,
             "engine_memory_fit": engine_memory_fit,
-            "engine_capacity_after_release": engine_capacity_after_release,
             "engine_live_settings": engine_live_settings,
         }

@@ -248,7 +248,7 @@ def _decode(kube, path, data, query, resource):
     return page.get("items") or [], (page.get("metadata") or {}).get("continue")
 
 
-def _slim_pods(kube, path, resource=GPU_RESOURCE, field_selector=ACTIVE_PODS):
+def _slim_pods(kube, path, resource=GPU_RESOURCE, field_selector=ACTIVE_PODS, label_selector=None):
     """(nodeName, namespace, gpu request) of every listed pod that requests the resource.
 
     Pages are asked for in protobuf (several times faster for the API server to encode, and pods
@@ -256,7 +256,7 @@ def _slim_pods(kube, path, resource=GPU_RESOURCE, field_selector=ACTIVE_PODS):
     server answers in JSON.
     """
     out = []
-    query = {"fieldSelector": field_selector, "limit": PAGE_SIZE}
+    query = {"fieldSelector": field_selector, "labelSelector": label_selector, "limit": PAGE_SIZE}
     data = kube.get_raw(path, query, accept=PROTOBUF)
     while True:
         # The next page is fetched in a background thread while this one is decoded (the socket
@@ -288,8 +288,49 @@ def _slim_pods(kube, path, resource=GPU_RESOURCE, field_selector=ACTIVE_PODS):
         query = next_query
 
 
-def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_selector=None):
-    """Read the cluster and return the module result (without ``changed``)."""
+def capacity_after_release(capacity, count, held=0, held_node=None):
+    """Whether a pod asking for ``count`` GPUs fits once the current pod, which holds ``held`` GPUs
+    on ``held_node``, is gone (a Recreate rollout deletes it first). ``capacity`` is the result of
+    the gpu_capacity module. Returns ``{"fits": bool, "reason": str}``."""
+    count = int(count)
+    held = int(held or 0)
+    if held <= 0:
+        return {"fits": bool(capacity.get("fits")), "reason": capacity.get("reason", "")}
+    reasons = []
+    quota = capacity.get("quota")
+    quota_free = None
+    if quota and quota.get("free") is not None:
+        quota_free = int(quota["free"]) + held
+        if quota_free < count:
+            reasons.append("quota allows %d GPU%s once the current pod's %d are released, you asked for %d "
+                           "(hard %s, used %s)" % (quota_free, "" if quota_free == 1 else "s", held, count,
+                                                   quota.get("hard"), quota.get("used")))
+    best = None
+    if capacity.get("cluster_view"):
+        for node in capacity.get("nodes") or []:
+            if not node.get("schedulable") or node.get("free") is None:
+                continue
+            free = int(node["free"]) + (held if node.get("name") == held_node else 0)
+            if best is None or free > best[0]:
+                best = (free, node.get("name"))
+        if best is None:
+            reasons.append("no schedulable node of this GPU type")
+        elif best[0] < count:
+            reasons.append("no single node has %d free GPUs even with the current pod's %d released; "
+                           "largest is %d on %s" % (count, held, best[0], best[1]))
+    if reasons:
+        return {"fits": False, "reason": "; ".join(reasons)}
+    if best is not None:
+        return {"fits": True, "reason": "%d GPU%s fit once the current pod's %d are released: %d free on %s"
+                % (count, "" if count == 1 else "s", held, best[0], best[1])}
+    return {"fits": True, "reason": "quota allows %s GPUs once the current pod's %d are released; node "
+            "capacity unknown (no cluster view)" % (quota_free if quota_free is not None else "unlimited", held)}
+
+
+def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_selector=None, release_selector=None):
+    """Read the cluster and return the module result (without ``changed``). With ``release_selector``,
+    the GPUs of the matching pods in ``namespace`` count as free (a Recreate rollout deletes them
+    before the new pod is scheduled) and ``fits`` / ``reason`` are judged that way."""
     cluster_view = True
     notes = []
     nodes_raw = None
@@ -355,4 +396,13 @@ def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_se
         requested=dict(count=count, gpu_type=gpu_type, resource=resource),
         gpu_pods=len(pods) if pods is not None else None,
     )
+    if namespace and release_selector:
+        held = [(node, req) for node, _ns, req in _slim_pods(
+            kube, "/api/v1/namespaces/%s/pods" % quote(namespace, safe=""), resource,
+            label_selector=release_selector) if node]
+        gpus = sum(req for _node, req in held)
+        node = held[0][0] if held else None
+        result["release"] = dict(selector=release_selector, gpus=gpus, node=node, pods=len(held))
+        if gpus:
+            result.update(capacity_after_release(result, count, gpus, node))
     return result

@@ -66,6 +66,12 @@ class Kube(object):
     def server(self):
         return self.api_client.configuration.host
 
+    def _serialize(self, method, path, params, headers):
+        """(method, url, headers) of a request, with the kubeconfig's authentication applied."""
+        method, url, hdrs, _body, _post = self.api_client.param_serialize(
+            method, path, query_params=params, header_params=headers, auth_settings=["BearerToken"])
+        return method, url, hdrs
+
     def get_raw(self, path, query=None, accept="application/json"):
         """GET ``path`` (e.g. ``/api/v1/pods``) and return the raw body bytes, errors mapped like
         ``call``. No typed API class and no model objects are involved."""
@@ -75,10 +81,8 @@ class Kube(object):
 
         def request(_request_timeout=None):
             if hasattr(client, "param_serialize"):  # kubernetes >= 31 (openapi-generator 7)
-                method, url, hdrs, body, post = client.param_serialize(
-                    "GET", path, query_params=params, header_params=headers, auth_settings=["BearerToken"])
-                resp = client.call_api(method, url, header_params=hdrs, body=body, post_params=post,
-                                       _request_timeout=_request_timeout)
+                method, url, hdrs = self._serialize("GET", path, params, headers)
+                resp = client.call_api(method, url, header_params=hdrs, _request_timeout=_request_timeout)
                 data = resp.read()
                 if not 200 <= resp.status <= 299:
                     raise ApiException(http_resp=resp)
@@ -89,6 +93,23 @@ class Kube(object):
             return resp.data
 
         request.__name__ = "GET %s" % path
+        return self.call(request)
+
+    def portforward(self, namespace, pod, port):
+        """A ``kubernetes.stream`` PortForward to ``port`` of ``pod`` (``pods/portforward``), opened
+        without CoreV1Api, whose import costs more CPU than the whole rest of a module run."""
+        from kubernetes.stream import portforward, ws_client
+
+        path = "/api/v1/namespaces/%s/pods/%s/portforward" % (namespace, pod)
+        if not hasattr(self.api_client, "param_serialize"):  # pragma: no cover - kubernetes < 31
+            return self.call(portforward, self.core.connect_get_namespaced_pod_portforward, pod, namespace,
+                             ports=str(port))
+
+        def request(_request_timeout=None):
+            method, url, hdrs = self._serialize("GET", path, [("ports", str(port))], {})
+            return ws_client.portforward_call(self.api_client.configuration, method, url, headers=hdrs)
+
+        request.__name__ = "port-forward to %s/%s:%s" % (namespace, pod, port)
         return self.call(request)
 
     def call(self, func, *args, **kwargs):

@@ -871,45 +871,6 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
 
 # --- Capacity with the GPUs of the pod that is replaced -----------------------------------------
 
-def capacity_after_release(capacity, count, held=0, held_node=None):
-    """Whether a pod asking for ``count`` GPUs fits once the current pod, which holds ``held`` GPUs
-    on ``held_node``, is gone (a Recreate rollout deletes it first). ``capacity`` is the result of
-    the gpu_capacity module. Returns ``{"fits": bool, "reason": str}``."""
-    count = int(count)
-    held = int(held or 0)
-    if held <= 0:
-        return {"fits": bool(capacity.get("fits")), "reason": capacity.get("reason", "")}
-    reasons = []
-    quota = capacity.get("quota")
-    quota_free = None
-    if quota and quota.get("free") is not None:
-        quota_free = int(quota["free"]) + held
-        if quota_free < count:
-            reasons.append("quota allows %d GPU%s once the current pod's %d are released, you asked for %d "
-                           "(hard %s, used %s)" % (quota_free, "" if quota_free == 1 else "s", held, count,
-                                                   quota.get("hard"), quota.get("used")))
-    best = None
-    if capacity.get("cluster_view"):
-        for node in capacity.get("nodes") or []:
-            if not node.get("schedulable") or node.get("free") is None:
-                continue
-            free = int(node["free"]) + (held if node.get("name") == held_node else 0)
-            if best is None or free > best[0]:
-                best = (free, node.get("name"))
-        if best is None:
-            reasons.append("no schedulable node of this GPU type")
-        elif best[0] < count:
-            reasons.append("no single node has %d free GPUs even with the current pod's %d released; "
-                           "largest is %d on %s" % (count, held, best[0], best[1]))
-    if reasons:
-        return {"fits": False, "reason": "; ".join(reasons)}
-    if best is not None:
-        return {"fits": True, "reason": "%d GPU%s fit once the current pod's %d are released: %d free on %s"
-                % (count, "" if count == 1 else "s", held, best[0], best[1])}
-    return {"fits": True, "reason": "quota allows %s GPUs once the current pod's %d are released; node "
-            "capacity unknown (no cluster view)" % (quota_free if quota_free is not None else "unlimited", held)}
-
-
 # --- Settings of a live engine Deployment -------------------------------------------------------
 
 _LIVE_FLAGS = {

@@ -20,14 +20,13 @@ import threading
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ProbeError
 
-try:
-    from kubernetes.stream import portforward
-except ImportError:  # pragma: no cover
-    portforward = None
-
-
 def pod_ready(pod):
-    """Running, not being deleted, and with condition Ready=True."""
+    """Running, not being deleted, and with condition Ready=True (a pod as JSON dict or typed object)."""
+    if isinstance(pod, dict):
+        status = pod.get("status") or {}
+        if status.get("phase") != "Running" or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     status = pod.status
     if not status or status.phase != "Running" or pod.metadata.deletion_timestamp:
         return False
@@ -35,43 +34,47 @@ def pod_ready(pod):
 
 
 def resolve_service(kube, namespace, service, port):
-    """Return (pod_name, pod_port) of a Ready pod behind a Service port."""
+    """Return (pod, pod_port) of a Ready pod behind a Service port; ``pod`` is the pod as a dict."""
+    import json
+
     from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
 
     try:
-        svc = kube.call(kube.core.read_namespaced_service, service, namespace)
+        svc = json.loads(kube.get_raw("/api/v1/namespaces/%s/services/%s" % (namespace, service)))
     except ApiException as exc:
         if exc.status == 404:
             raise ProbeError("Service %s/%s does not exist." % (namespace, service),
                              "Check service and namespace; list them with kubectl get services -n %s." % namespace)
         raise
+    spec = svc.get("spec") or {}
     target = None
-    for sp in svc.spec.ports or []:
-        if sp.port == port or sp.name == str(port):
-            target = sp.target_port if sp.target_port is not None else sp.port
+    for sp in spec.get("ports") or []:
+        if sp.get("port") == port or sp.get("name") == str(port):
+            target = sp.get("targetPort", sp.get("port"))
             break
     if target is None:
         raise ProbeError("Service %s/%s has no port %s." % (namespace, service, port),
                          "Use one of its ports: %s." % ", ".join(
-                             str(p.port) for p in svc.spec.ports or []))
-    selector = svc.spec.selector or {}
+                             str(p.get("port")) for p in spec.get("ports") or []))
+    selector = spec.get("selector") or {}
     if not selector:
         raise ProbeError("Service %s/%s has no pod selector." % (namespace, service))
     label_selector = ",".join("%s=%s" % kv for kv in sorted(selector.items()))
-    pods = kube.call(kube.core.list_namespaced_pod, namespace, label_selector=label_selector).items
-    ready = sorted((p for p in pods if pod_ready(p)), key=lambda p: p.metadata.name)
+    pods = json.loads(kube.get_raw("/api/v1/namespaces/%s/pods" % namespace,
+                                   {"labelSelector": label_selector})).get("items") or []
+    ready = sorted((p for p in pods if pod_ready(p)), key=lambda p: p["metadata"]["name"])
     if not ready:
         raise ProbeError("No Ready pod behind Service %s/%s (%d pods match its selector)."
                          % (namespace, service, len(pods)),
                          "Wait for the rollout, or look at the pods with the logs playbook.")
     pod = ready[0]
     if isinstance(target, str) and not target.isdigit():
-        named = [cp.container_port for c in pod.spec.containers for cp in (c.ports or [])
-                 if cp.name == target]
+        named = [cp.get("containerPort") for c in pod["spec"].get("containers") or []
+                 for cp in c.get("ports") or [] if cp.get("name") == target]
         if not named:
-            raise ProbeError("Pod %s has no container port named %s." % (pod.metadata.name, target))
-        return pod.metadata.name, named[0]
-    return pod.metadata.name, int(target)
+            raise ProbeError("Pod %s has no container port named %s." % (pod["metadata"]["name"], target))
+        return pod, named[0]
+    return pod, int(target)
 
 
 class ServiceTunnel(object):
@@ -84,6 +87,7 @@ class ServiceTunnel(object):
         self.port = port
         self.pod = pod
         self.pod_port = pod_port
+        self.node = None
         self._listener = None
         self._closing = threading.Event()
         self._threads = []
@@ -91,8 +95,8 @@ class ServiceTunnel(object):
 
     def __enter__(self):
         if self.pod is None:
-            self.pod, self.pod_port = resolve_service(self.kube, self.namespace, self.service,
-                                                      self.port)
+            pod, self.pod_port = resolve_service(self.kube, self.namespace, self.service, self.port)
+            self.pod, self.node = pod["metadata"]["name"], (pod.get("spec") or {}).get("nodeName")
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
@@ -126,9 +130,7 @@ class ServiceTunnel(object):
     def _relay(self, client):
         pf = None
         try:
-            pf = portforward(self.kube.core.connect_get_namespaced_pod_portforward, self.pod,
-                             self.namespace, ports=str(self.pod_port),
-                             _request_timeout=self.kube.timeout)
+            pf = self.kube.portforward(self.namespace, self.pod, self.pod_port)
             remote = pf.socket(self.pod_port)
             remote.setblocking(True)
             pair = {client: remote, remote: client}

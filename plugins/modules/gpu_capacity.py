@@ -53,6 +53,13 @@ options:
     description:
       - Only consider nodes with all these labels, like a pod's C(nodeSelector).
     type: dict
+  release_selector:
+    description:
+      - Label selector of pods in O(namespace) that a C(Recreate) rollout deletes before the new pod is
+        scheduled, for example the engine pod that a model change or a scale replaces.
+      - Their GPUs count as free, on their node and in the quota, and RV(fits) and RV(reason) are judged
+        that way. RV(release) tells what was counted.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -182,6 +189,13 @@ requested:
   description: The request that was assessed (C(count), C(gpu_type), C(resource)).
   returned: always
   type: dict
+release:
+  description:
+    - What O(release_selector) released - C(selector), C(gpus) (the GPU requests of its scheduled pods),
+      C(node) (where they run) and C(pods).
+  returned: when O(release_selector) and O(namespace) are set
+  type: dict
+  sample: {"selector": "app.kubernetes.io/component=engine", "gpus": 1, "node": "gpu-v100-2", "pods": 1}
 """
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import connection_spec
@@ -200,7 +214,7 @@ def run(module):
     if namespace:
         validate_dns_label(namespace, "namespace")
     result = gather(kube, namespace, params["count"], params["gpu_type"], params["resource_name"],
-                    params["node_selector"])
+                    params["node_selector"], params["release_selector"])
     result["changed"] = False
     return result
 
@@ -212,6 +226,7 @@ def main():
         namespace=dict(type="str"),
         resource_name=dict(type="str", default="nvidia.com/gpu"),
         node_selector=dict(type="dict"),
+        release_selector=dict(type="str"),
     )
     module = IccModule(argument_spec=spec, supports_check_mode=True)
     module.run(run)

@@ -127,6 +127,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pod:
+  description: The pod the checks reached through O(service) (not returned with O(base_url)).
+  returned: success and O(service) is set
+  type: str
+  sample: vllm-6d9f7c7b9-x2x4q
+node:
+  description: The node of RV(pod).
+  returned: success and O(service) is set
+  type: str
+  sample: gpu-v100-2
 model:
   description: The model that answered.
   returned: success
@@ -235,8 +245,11 @@ def run(module):
         # api_key is the LLM server's key here, never a Kubernetes token.
         kube = build_client(**dict(module.connection_params(), api_key=None))
         namespace = params["namespace"] or kube.namespace or "default"
-        with ServiceTunnel(kube, namespace, params["service"], params["port"]) as url:
-            return checks(url)
+        tunnel = ServiceTunnel(kube, namespace, params["service"], params["port"])
+        with tunnel as url:
+            result = checks(url)
+        result.update(pod=tunnel.pod, node=tunnel.node)
+        return result
 
     result = wait_for(attempt, params["wait_timeout"], params["sleep"])
     result["changed"] = False

@@ -32,6 +32,8 @@ PLAY = """
   module_defaults:
     group/kubernetes.core.k8s:
       kubeconfig: "{{ icc_kubeconfig }}"
+    group/haw_icc.llm.icc:
+      kubeconfig: "{{ icc_kubeconfig }}"
   roles:
     - role: haw_icc.llm.%s
 """
@@ -176,15 +178,18 @@ def test_vllm_check_mode_changes_nothing(sandbox, inventory, vllm):
                   vllm_max_num_seqs=64))
     assert run.changed() >= 1  # the Deployment would change
     assert snapshot(sandbox, NS_VLLM) == before
-    applied = run.result("haw_icc.llm.vllm : Apply the vLLM Deployment")
-    assert applied["changed"] and "diff" in applied
+    applied = run.result("haw_icc.llm.vllm : Apply the vLLM server objects (PersistentVolumeClaim, Service, Deployment)")
+    changed = [r for r in applied["result"]["results"] if r["changed"]]
+    assert [r["result"]["kind"] for r in changed] == ["Deployment"] and "diff" in changed[0]
+    shown = run.result("haw_icc.llm.vllm : Show what the apply changes (diff mode)")["msg"]
+    assert len(shown) == 1 and shown[0] == changed[0]["diff"]
 
 
 def test_vllm_config_change_restarts_the_pod(sandbox, inventory, vllm):
     [old] = pods_of(sandbox, NS_VLLM, "vllm")
     run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_gpu_count=2, vllm_api_key=API_KEY,
                   vllm_hf_token=HF_TOKEN, vllm_node_affinity=True, vllm_max_num_seqs=16))
-    assert run.result("haw_icc.llm.vllm : Apply the vLLM Deployment")["changed"]
+    assert run.result("haw_icc.llm.vllm : Apply the vLLM server objects (PersistentVolumeClaim, Service, Deployment)")["changed"]
     [new] = pods_of(sandbox, NS_VLLM, "vllm")
     assert new["metadata"]["name"] != old["metadata"]["name"]
     assert "16" == new["spec"]["containers"][0]["args"][new["spec"]["containers"][0]["args"].index(

@@ -496,7 +496,6 @@ def test_filter_plugin_exposes_the_same_rules():
     assert filters["engine_shm_size"]({"gpu_count": 3, "shm_size": ""}) == "24Gi"
     assert filters["engine_resources"]("2", "4", "16Gi")["limits"]["nvidia.com/gpu"] == "2"
     assert filters["engine_defaults"]("vllm")["image"] == _engine.VLLM_DEFAULT_IMAGE
-    assert filters["engine_rollout"](dep([AVAILABLE]), [pod()])["state"] == "available"
 
 
 def test_filter_unknown_kind_is_an_ansible_error():
@@ -523,3 +522,69 @@ def test_role_defaults_match_engine_defaults():
         for name, value in defaults.items():
             if "default" in options[name] and "{{" not in str(value):
                 assert options[name]["default"] == value, name
+
+
+# --- waiting for a rollout (module_utils/_rollout.py, module rollout_status) -----------------------
+
+class FakeClock(object):
+    """Time that only moves when the code under test sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_wait_rollout_polls_until_available():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_rollout
+    states = [(dep(availableReplicas=0), [pod()]), (dep(availableReplicas=0), [pod()]), (dep([AVAILABLE]), [pod()])]
+    clock = FakeClock()
+    verdict = wait_rollout(lambda: states.pop(0), timeout=60, poll=2, clock=clock, sleep=clock.sleep)
+    assert verdict["state"] == "available" and verdict["polls"] == 3 and not verdict["timed_out"]
+    assert clock.sleeps == [2, 2] and verdict["pods"][0]["node"] == "gpu-v100-1"
+
+
+def test_wait_rollout_fails_fast_without_waiting_for_the_timeout():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_rollout
+    cond = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no GPU"}
+    clock = FakeClock()
+    verdict = wait_rollout(lambda: (dep(availableReplicas=0), [pod(node=None, conditions=[cond])]),
+                           timeout=600, clock=clock, sleep=clock.sleep)
+    assert verdict["state"] == "failed" and "no GPU" in verdict["reason"] and clock.sleeps == []
+
+
+def test_wait_rollout_gives_up_at_the_timeout_with_the_last_reason():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_rollout
+    clock = FakeClock()
+    verdict = wait_rollout(lambda: (dep(availableReplicas=0), [pod()]), timeout=10, poll=3,
+                           clock=clock, sleep=clock.sleep)
+    assert verdict["state"] == "progressing" and verdict["timed_out"]
+    assert verdict["reason"].startswith("not available after 10 s (waiting: 1 of 1 pods updated, 0 available")
+    assert sum(clock.sleeps) == 10
+
+
+def test_wait_rollout_retries_an_unreachable_api_server_for_the_grace_period_only():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_rollout
+    clock = FakeClock()
+    calls = []
+
+    def flaky():
+        calls.append(clock())
+        if len(calls) in (1, 2):
+            raise ClusterUnreachableError("down", "VPN")
+        return dep([AVAILABLE]), [pod()]
+    assert wait_rollout(flaky, timeout=60, poll=2, api_grace=30, clock=clock, sleep=clock.sleep)["state"] == "available"
+
+    def down():
+        raise ClusterUnreachableError("Cannot reach the Kubernetes API server", "VPN")
+    clock = FakeClock()
+    with pytest.raises(ClusterUnreachableError):
+        wait_rollout(down, timeout=600, poll=2, api_grace=30, clock=clock, sleep=clock.sleep)
+    assert clock.now == 30

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine as e
+from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import capacity_after_release
 
 
 @pytest.mark.parametrize("model,expected", [
@@ -95,24 +96,24 @@ CAPACITY = {
 
 
 def test_release_counts_the_held_gpus_on_their_node():
-    got = e.capacity_after_release(CAPACITY, 3, held=2, held_node="n1")
+    got = capacity_after_release(CAPACITY, 3, held=2, held_node="n1")
     assert got["fits"] is True and "3 free on n1" in got["reason"]
 
 
 def test_release_still_short_names_quota_and_node():
-    got = e.capacity_after_release(CAPACITY, 4, held=1, held_node="n2")
+    got = capacity_after_release(CAPACITY, 4, held=1, held_node="n2")
     assert got["fits"] is False
     assert "quota allows 3" in got["reason"] and "largest is 3 on n2" in got["reason"]
 
 
 def test_nothing_held_keeps_the_module_answer():
-    assert e.capacity_after_release(CAPACITY, 3) == {"fits": False, "reason": CAPACITY["reason"]}
+    assert capacity_after_release(CAPACITY, 3) == {"fits": False, "reason": CAPACITY["reason"]}
 
 
 def test_release_without_cluster_view_checks_the_quota_only():
     cap = dict(CAPACITY, cluster_view=False, nodes=[])
-    assert e.capacity_after_release(cap, 3, held=1)["fits"] is True
-    assert e.capacity_after_release(cap, 4, held=1)["fits"] is False
+    assert capacity_after_release(cap, 3, held=1)["fits"] is True
+    assert capacity_after_release(cap, 4, held=1)["fits"] is False
 
 
 def _deployment(args, gpus=2, shm="16Gi", name="vllm"):
