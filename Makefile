@@ -5,12 +5,13 @@ VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: help env build sandbox-up sandbox-down demo test unit lint sanity integration molecule bench
+.PHONY: help env build sandbox-up sandbox-down demo test unit lint sanity integration molecule bench bench-report
 
 help:
 	@echo "make demo          start the local ICC sandbox and deploy a real LLM for a student"
 	@echo "make test          everything: env, sandbox, unit, integration, molecule, lint, sanity"
 	@echo "make sandbox-up    start the sandbox;  make sandbox-down  stop it"
+	@echo "make bench-report  run the benchmarks (40-60 min), write docs/benchmarks.md and docs/images/bench_*.png"
 
 env:
 	@bash hack/env.sh
@@ -33,5 +34,9 @@ test: env build
 	@bash hack/tools.sh
 	@bash hack/test.sh
 
-bench: env build
-	@bash hack/bench.sh
+bench: bench-report
+
+# The benchmarks (never part of make test): medians, baselines, ratios and targets into docs/.
+# BENCH_ARGS=--quick for a short, labelled trial run (written to .cache/bench-report-quick).
+bench-report: env build
+	@python bench/report.py $(BENCH_ARGS)

@@ -16,7 +16,7 @@ students' own kubeconfigs:
 Prints medians (single and kubectl: --runs runs each; class: --class-runs) and the ratios against the
 targets: single deploy <= 2x kubectl; re-run <= 60 % of the first run; 30 namespaces <= 4x single.
 
-Run: .venv/bin/python bench/class_bench.py [--runs 3] [--class-runs 1] [--keep]
+Run: .venv/bin/python bench/class_bench.py [--runs 3] [--class-runs 1] [--class-size 30] [--keep] [--json FILE]
 """
 
 from __future__ import annotations
@@ -177,7 +177,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of the single deploy and the kubectl baseline")
     parser.add_argument("--class-runs", type=int, default=1, help="runs of the 30-namespace deploy")
+    parser.add_argument("--class-size", type=int, default=len(CLASS), choices=range(1, len(CLASS) + 1),
+                        metavar="1..%d" % len(CLASS), help="namespaces of the class run (default %d)" % len(CLASS))
     parser.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args()
     t_all = time.monotonic()
     up = subprocess.run(["bash", "tests/cluster/sandbox.sh", "up"], cwd=str(REPO), env=ENVIRON, check=False,
@@ -191,7 +194,12 @@ def main():
         if not args.keep:
             subprocess.run(["bash", "tests/cluster/sandbox.sh", "down"], cwd=str(REPO), env=ENVIRON, check=False,
                            capture_output=True)
-    report(figures, args, time.monotonic() - t_all)
+    total = time.monotonic() - t_all
+    report(figures, args, total)
+    if args.json:
+        out = {"benchmark": "class", "params": vars(args), "runs": figures, "wall_s": total,
+               "loadavg": os.getloadavg()}
+        pathlib.Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 def run(args):
@@ -212,22 +220,24 @@ def run(args):
         print("run %d: single %.1fs, re-run %.1fs (changed=%d), kubectl %.1fs" % (
             i + 1, f["single"][-1], f["single_rerun"][-1], changed, f["kubectl"][-1]), flush=True)
     wipe([SINGLE, BASELINE])
+    klass = CLASS[:args.class_size]
+    limit = "class" if len(klass) == len(CLASS) else ",".join(klass)
     for i in range(args.class_runs):
-        wipe(CLASS)
-        took, changed, _f, _p = playbook("deploy.yml", "class")
+        wipe(klass)
+        took, changed, _f, _p = playbook("deploy.yml", limit)
         f["class"].append(took)
         f["class_changed"].append(changed)
-        took, changed, _f, _p = playbook("deploy.yml", "class")
+        took, changed, _f, _p = playbook("deploy.yml", limit)
         f["class_rerun"].append(took)
         f["class_rerun_changed"].append(changed)
-        took, _c, _f, _p = playbook("status.yml", "class")
+        took, _c, _f, _p = playbook("status.yml", limit)
         f["status"].append(took)
-        took, _c, _f, _p = playbook("cleanup.yml", "class", "-e", "confirm=true")
+        took, _c, _f, _p = playbook("cleanup.yml", limit, "-e", "confirm=true")
         f["cleanup"].append(took)
         print("class run %d: deploy %.1fs (changed=%d), re-run %.1fs (changed=%d), status %.1fs, cleanup %.1fs" % (
             i + 1, f["class"][-1], f["class_changed"][-1], f["class_rerun"][-1], changed, f["status"][-1],
             f["cleanup"][-1]), flush=True)
-    wipe(CLASS)
+    wipe(klass)
     return f
 
 
@@ -241,13 +251,13 @@ def report(f, args, total):
          "%.0f %% of first" % (100 * rerun / single), "<= 60 %", rerun / single <= 0.6
          and not any(f["single_rerun_changed"])),
         ("kubectl apply + rollout status", kube, "%d runs" % len(f["kubectl"]), "", "", None),
-        ("30 namespaces deploy", klass, "%d run(s), forks 5" % len(f["class"]),
+        ("%d namespaces deploy" % args.class_size, klass, "%d run(s), forks 5" % len(f["class"]),
          "%.2fx single" % (klass / single), "<= 4x", klass / single <= 4),
-        ("30 namespaces re-run", krerun, "changed=%s" % f["class_rerun_changed"],
+        ("%d namespaces re-run" % args.class_size, krerun, "changed=%s" % f["class_rerun_changed"],
          "%.0f %% of first" % (100 * krerun / klass), "<= 60 %", krerun / klass <= 0.6
          and not any(f["class_rerun_changed"])),
-        ("30 namespaces status", med(f["status"]), "", "", "", None),
-        ("30 namespaces cleanup", med(f["cleanup"]), "", "", "", None),
+        ("%d namespaces status" % args.class_size, med(f["status"]), "", "", "", None),
+        ("%d namespaces cleanup" % args.class_size, med(f["cleanup"]), "", "", "", None),
     ]
     print()
     print("%-32s %9s  %-22s %-18s %-8s %s" % ("measure", "median s", "runs / notes", "ratio", "target", "met"))

@@ -1,6 +1,7 @@
 # Run: export SANDBOX_DIR=$PWD/.sandbox-bench SANDBOX_API_PORT=61443 SANDBOX_ETCD_PORT=61379 SANDBOX_ETCD_PEER_PORT=61380 \
 #   SANDBOX_KWOK_PORT=61247 SANDBOX_ENGINE_PORT=61000 SANDBOX_WEBUI_PORT=61080 SANDBOX_ENGINE=0 SANDBOX_CLASS_SIZE=0 \
 #   && bash tests/cluster/sandbox.sh up && .venv/bin/python bench/gpu_capacity_bench.py; bash tests/cluster/sandbox.sh down
+# (bench/report.py starts and stops that sandbox itself.)
 """Benchmark of haw_icc.llm.gpu_capacity on a big cluster (issue 3).
 
 Fills the sandbox at $SANDBOX_DIR (a separate one: it gets 200 extra nodes and 10,000 pods) through the
@@ -148,6 +149,7 @@ def main():
     parser.add_argument("--pods", type=int, default=10000)
     parser.add_argument("--namespaces", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args()
     if not (SANDBOX / "admin.kubeconfig").exists():
         raise SystemExit("no sandbox at %s; see the first lines of this script" % SANDBOX)
@@ -190,6 +192,14 @@ def main():
     print("load average during the runs: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
     print("targets: wall < 3 s: %s; >= 5x faster: %s; RSS < 300 MB: %s"
           % ("met" if mw < 3 else "MISSED", "met" if kw / mw >= 5 else "MISSED", "met" if mr < 300 else "MISSED"))
+    if args.json:
+        out = {"benchmark": "gpu_capacity", "params": vars(args),
+               "module_wall_s": [r[0] for r in mod], "module_rss_mb": [r[1] for r in mod],
+               "kubectl_wall_s": [r[0] for r in base], "kubectl_rss_mb": [r[1] for r in base],
+               "answer": {"fits": result["fits"], "reason": result["reason"], "nodes": len(result["nodes"]),
+                          "gpu_pods": result["gpu_pods"]},
+               "loadavg": os.getloadavg()}
+        pathlib.Path(args.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
