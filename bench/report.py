@@ -340,6 +340,8 @@ def plot_all(report, images, quick):
             ax.set_xticks([0, 1], ["gpu_capacity", "kubectl describe\nnodes"])
             ax.set_ylabel(unit)
         a1.axhline(3, color="#c0392b", linestyle="--", linewidth=1, label="target < 3 s")
+        a1.set_ylim(0, 1.15 * max(d["module_wall_s"] + d["kubectl_wall_s"] + [3]))
+        a2.set_ylim(0, 1.15 * max(d["module_rss_mb"] + d["kubectl_rss_mb"] + [300]))
         a2.axhline(300, color="#c0392b", linestyle="--", linewidth=1, label="target < 300 MB")
         a1.legend(fontsize=8)
         a2.legend(fontsize=8)
