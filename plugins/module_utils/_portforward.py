@@ -20,6 +20,7 @@ import threading
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ProbeError
 
+
 def pod_ready(pod):
     """Running, not being deleted, and with condition Ready=True (a pod as JSON dict or typed object)."""
     if isinstance(pod, dict):
@@ -77,6 +78,23 @@ def resolve_service(kube, namespace, service, port):
     return pod, int(target)
 
 
+def error_text(exc):
+    """The API server's own message of a refused port-forward (its Status JSON, after the
+    handshake's headers), else the exception as text."""
+    import json
+    import re
+
+    text = str(exc)
+    match = re.search(r'"message":("(?:[^"\\]|\\.)*")', text)
+    if match:
+        try:
+            status = re.search(r"Handshake status (\d+)", text)
+            return "%s (HTTP %s)" % (json.loads(match.group(1)), status.group(1)) if status else json.loads(match.group(1))
+        except ValueError:
+            pass
+    return text
+
+
 class ServiceTunnel(object):
     """Context manager: ``with ServiceTunnel(kube, ns, svc, 8000) as base_url: ...``."""
 
@@ -114,6 +132,25 @@ class ServiceTunnel(object):
         self._listener.close()
         return False
 
+    def explain(self, exc):
+        """Add what the port-forward itself reported (if anything) to a ProbeError raised while the
+        tunnel was open: a pod whose node is gone answers with a reset connection, and only the API
+        server's refusal of the port-forward says why."""
+        if not self.errors:
+            return exc
+        err = str(self.errors[0]).strip()
+        err = err if len(err) < 300 else err[:297] + "..."
+        exc.message = "%s%s The port-forward to pod %s/%s on node %s failed: %s." % (
+            exc.message, "" if exc.message.endswith(".") else ".", self.namespace, self.pod, self.node or "-", err)
+        # The API server looks up the pod's node to reach its kubelet; the node is gone (404, in
+        # its words 'pods "<node>" not found') or its kubelet does not answer.
+        if self.node and "\"%s\" not found" % self.node in err:
+            exc.hint = ("Node %s of the pod no longer exists or cannot be reached: Kubernetes deletes such a pod "
+                        "within about a minute and the Deployment starts a new one on another node "
+                        "(status.yml shows it). Try again then." % self.node)
+        exc.details["tunnel_errors"] = [str(e)[:300] for e in self.errors[:3]]
+        return exc
+
     def _accept_loop(self):
         while not self._closing.is_set():
             try:
@@ -149,7 +186,7 @@ class ServiceTunnel(object):
             if err:
                 self.errors.append(err)
         except Exception as exc:  # noqa: BLE001 - relay threads must not die silently
-            self.errors.append(str(exc))
+            self.errors.append(error_text(exc))
         finally:
             client.close()
             if pf is not None:

@@ -247,7 +247,10 @@ def run(module):
         namespace = params["namespace"] or kube.namespace or "default"
         tunnel = ServiceTunnel(kube, namespace, params["service"], params["port"])
         with tunnel as url:
-            result = checks(url)
+            try:
+                result = checks(url)
+            except ProbeError as exc:
+                raise tunnel.explain(exc)
         result.update(pod=tunnel.pod, node=tunnel.node)
         return result
 
