@@ -65,8 +65,8 @@ def identity(sandbox):
             sorted(p["metadata"]["uid"] for p in pods))
 
 
-def with_throwaway(check=False):
-    return run_playbook(TEST_GPU, limit=NS, extra_vars={"test_gpu_throwaway": True}, check=check)
+def with_throwaway(check=False, **extra):
+    return run_playbook(TEST_GPU, limit=NS, extra_vars=dict({"test_gpu_throwaway": True}, **extra), check=check)
 
 
 def ran(run, task):
@@ -184,3 +184,14 @@ def test_check_mode_runs_only_the_preflight(sandbox, user_engine):
     assert left_over(sandbox) == []
     assert namespace_snapshot(sandbox, NS) == before
     assert identity(sandbox) == user_engine
+
+
+def test_bad_throwaway_settings_are_refused_by_name(sandbox, user_engine):
+    before = namespace_snapshot(sandbox, NS)
+    run = with_throwaway(test_gpu_throwaway_gpu_type="gpu-a100", test_gpu_throwaway_max_model_len="lots")
+    assert run.rc != 0
+    msg = " ".join(run.failure_messages())
+    assert "test_gpu_throwaway_gpu_type=gpu-a100" in msg and "gpu-tesla-v100 or gpu-tesla-v100s" in msg, msg
+    assert "test_gpu_throwaway_max_model_len=lots" in msg and "Nothing was changed" in msg, msg
+    assert not ran(run, "Ask whether a GPU is free for the throwaway deployment")
+    assert namespace_snapshot(sandbox, NS) == before and left_over(sandbox) == []
