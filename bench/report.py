@@ -356,7 +356,8 @@ def plot_all(report, images, quick):
                 ("class", "%d ns\ndeploy" % size), ("class_rerun", "%d ns\nre-run" % size)]
         keys = [(k, label) for k, label in keys if f.get(k)]
         fig, ax = plt.subplots(figsize=(8, 4))
-        ax.bar(range(len(keys)), [median(f[k]) for k, _l in keys], color="#2b7bba")
+        bars = ax.bar(range(len(keys)), [median(f[k]) for k, _l in keys], color="#2b7bba")
+        ax.bar_label(bars, fmt="%.1f s", fontsize=8)
         for i, (k, _l) in enumerate(keys):
             _points(ax, i, f[k], "#0b3b6a")
         ax.set_xticks(range(len(keys)), [label for _k, label in keys])
