@@ -51,6 +51,13 @@ options:
     description: Seconds in a row the API server may be unreachable before the module gives up.
     type: float
     default: 30
+  checksum:
+    description:
+      - The C(haw-icc.de/config-checksum) annotation of the pod template this run applied.
+      - When set, the module fails once the rollout is available if the Deployment carries another one by
+        then, because another run (two deploys into one namespace at the same time) changed it while this
+        one waited, so that this run does not report settings that are not the ones running.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -93,8 +100,11 @@ timed_out:
 """
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import connection_spec
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError, InputError
 from ansible_collections.haw_icc.llm.plugins.module_utils._module import IccModule
+
+
+CHECKSUM = "haw-icc.de/config-checksum"
 
 
 def run(module):
@@ -106,11 +116,27 @@ def run(module):
             raise InputError(key, p[key], "must be more than 0 seconds", "for example %s" % (600 if key == "timeout" else 2))
     kube = module.client()
     namespace = p["namespace"] or kube.namespace or "default"
-    verdict = wait_rollout(lambda: read_rollout(kube, namespace, p["name"], p["selector"]),
-                           p["timeout"], poll=p["poll"], api_grace=p["api_grace"])
+    what = p["display_name"] or p["name"]
+    last = {}
+
+    def read():
+        last["deployment"], pods = read_rollout(kube, namespace, p["name"], p["selector"])
+        return last["deployment"], pods
+
+    try:
+        verdict = wait_rollout(read, p["timeout"], poll=p["poll"], api_grace=p["api_grace"])
+    except ClusterUnreachableError as exc:
+        exc.message = "While waiting for the %s Deployment %s/%s: %s" % (what, namespace, p["name"], exc.message)
+        raise
     result = dict(changed=False, **verdict)
+    template = ((last.get("deployment") or {}).get("spec") or {}).get("template") or {}
+    found = ((template.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM)
+    if p["checksum"] and verdict["state"] == "available" and found != p["checksum"]:
+        module.fail_json(msg="The %s Deployment %s/%s no longer carries the settings this run applied: another run "
+                         "(deploy, scale or change_model into %s at the same time?) changed it while this one waited. "
+                         "Let the other run end, then run this playbook again; status.yml shows what runs now."
+                         % (what, namespace, p["name"], namespace), **result)
     if verdict["state"] != "available":
-        what = p["display_name"] or p["name"]
         module.fail_json(msg="The %s Deployment %s/%s is not available: %s. Inspect it with: kubectl -n %s describe "
                          "deployment %s; kubectl -n %s logs deployment/%s"
                          % (what, namespace, p["name"], verdict["reason"], namespace, p["name"], namespace, p["name"]),
@@ -127,6 +153,7 @@ def main():
         timeout=dict(type="int", default=600),
         poll=dict(type="float", default=2),
         api_grace=dict(type="float", default=30),
+        checksum=dict(type="str", no_log=False),
     )
     module = IccModule(argument_spec=spec, supports_check_mode=True)
     module.run(run)
