@@ -278,3 +278,48 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# "Nothing changed on the cluster" compares the resourceVersions of every object of these kinds.
+# Events are left out: they are records that controllers and kwok write on their own.
+NAMESPACED_KINDS = ("deployments,replicasets,pods,services,configmaps,secrets,persistentvolumeclaims,jobs,ingresses,"
+                    "serviceaccounts,roles,rolebindings,resourcequotas,limitranges")
+CLUSTER_KINDS = ("namespaces,clusterroles,clusterrolebindings,persistentvolumes,storageclasses,priorityclasses,"
+                 "customresourcedefinitions,validatingwebhookconfigurations,mutatingwebhookconfigurations")
+
+
+def snapshot(sandbox, namespace, kinds=NAMESPACED_KINDS, selector=None):
+    """``{"Kind/name": resourceVersion}`` of the objects of ``kinds`` in ``namespace`` (with
+    ``selector`` only the labelled ones), read with the admin kubeconfig."""
+    args = ["-n", namespace, "get", kinds] + (["-l", selector] if selector else [])
+    return {"%s/%s" % (i["kind"], i["metadata"]["name"]): i["metadata"]["resourceVersion"]
+            for i in sandbox.kubectl_json(*args)["items"]}
+
+
+def cluster_snapshot(sandbox):
+    """``{"namespace/Kind/name": resourceVersion}`` of every object of NAMESPACED_KINDS in every
+    namespace, and of the cluster-scoped CLUSTER_KINDS ("-" as namespace): a new namespace,
+    ClusterRoleBinding or object anywhere, or a changed one, shows up as a difference."""
+    items = sandbox.kubectl_json("get", NAMESPACED_KINDS, "--all-namespaces")["items"]
+    items += sandbox.kubectl_json("get", CLUSTER_KINDS)["items"]
+    return {"%s/%s/%s" % (i["metadata"].get("namespace", "-"), i["kind"], i["metadata"]["name"]):
+            i["metadata"]["resourceVersion"] for i in items}
+
+
+def settled_cluster_snapshot(sandbox, timeout=90):
+    """cluster_snapshot once two readings 2 s apart agree (objects of earlier tests may still be
+    going away); the baseline of a "nothing changed" comparison."""
+    state = {"last": cluster_snapshot(sandbox)}
+
+    def same():
+        time.sleep(2)
+        now = cluster_snapshot(sandbox)
+        stable, state["last"] = now == state["last"], now
+        return stable
+    wait_until(same, timeout=timeout, interval=0, what="the cluster to settle")
+    return state["last"]
+
+
+def changes(before, after):
+    """What differs between two snapshots, readable in an assertion message."""
+    return {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}

@@ -165,7 +165,7 @@ def load_kubeconfig_dict(kubeconfig):
         return kubeconfig
     from ansible_collections.haw_icc.llm.plugins.module_utils._kubeconfig import read_kubeconfig
 
-    return read_kubeconfig(kubeconfig)
+    return read_kubeconfig(kubeconfig, "kubeconfig")
 
 
 def default_kubeconfig_path():

@@ -48,18 +48,20 @@ def parse_kubeconfig(text, source="the kubeconfig"):
     return data
 
 
-def read_kubeconfig(path):
-    """Read and parse a kubeconfig file; every failure is a KubeconfigError."""
+def read_kubeconfig(path, variable=None):
+    """Read and parse a kubeconfig file; every failure is a KubeconfigError. ``variable``: the option
+    the path came from (e.g. ``src``), named in the message."""
     path = os.path.expanduser(str(path))
+    label = "%s=%s" % (variable, path) if variable else path
     if not os.path.exists(path):
-        raise KubeconfigError("The kubeconfig %s does not exist." % path,
-                              "Give the path of the downloaded config.txt. " + _FRESH)
+        raise KubeconfigError("The kubeconfig %s does not exist." % label,
+                              "Set %s to the path of the downloaded config.txt. " % (variable or "it") + _FRESH)
     if os.path.isdir(path):
-        raise KubeconfigError("The kubeconfig %s is a directory, not a file." % path, _FRESH)
+        raise KubeconfigError("The kubeconfig %s is a directory, not a file." % label, _FRESH)
     try:
         with open(path, "r", encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise KubeconfigError("The kubeconfig %s cannot be read (%s)." % (path, exc),
+        raise KubeconfigError("The kubeconfig %s cannot be read (%s)." % (label, exc),
                               "Check the file's permissions, or " + _FRESH[0].lower() + _FRESH[1:])
-    return parse_kubeconfig(text, source="The kubeconfig %s" % path)
+    return parse_kubeconfig(text, source="The kubeconfig %s" % label)

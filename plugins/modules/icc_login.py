@@ -207,7 +207,7 @@ def run(module):
             if not p["src"]:
                 raise InputError("context", None, "needed to know what to remove with state=absent",
                                  "the context name (e.g. infwabc123@icc) or src")
-            context = login_entries(read_kubeconfig(p["src"]), p["user_id"], p["namespace"], None)[0]["context"]["name"]
+            context = login_entries(read_kubeconfig(p["src"], "src"), p["user_id"], p["namespace"], None)[0]["context"]["name"]
         result["context"] = context
         before, state = load_dest(dest)
         if before is None:
@@ -222,7 +222,7 @@ def run(module):
     if not p["src"]:
         raise InputError("src", None, "required with state=present",
                          "the kubeconfig downloaded at %s (config.txt)" % LOGIN_URL)
-    data = read_kubeconfig(p["src"])
+    data = read_kubeconfig(p["src"], "src")
     module.no_log_values.update(kubeconfig_secrets(data))
     entries, minimal, namespace = login_entries(data, p["user_id"], p["namespace"], p["context"])
     context = entries["context"]["name"]
