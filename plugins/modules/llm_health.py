@@ -203,7 +203,7 @@ last_observation:
 """
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import connection_spec
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError, ProbeError
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError, InputError, ProbeError
 from ansible_collections.haw_icc.llm.plugins.module_utils._health import Probe, load, wait_for
 from ansible_collections.haw_icc.llm.plugins.module_utils._module import IccModule
 from ansible_collections.haw_icc.llm.plugins.module_utils._openai import OpenAIClient
@@ -246,11 +246,15 @@ def run(module):
         kube = build_client(**dict(module.connection_params(), api_key=None))
         namespace = params["namespace"] or kube.namespace or "default"
         tunnel = ServiceTunnel(kube, namespace, params["service"], params["port"])
-        with tunnel as url:
-            try:
-                result = checks(url)
-            except ProbeError as exc:
-                raise tunnel.explain(exc)
+        try:
+            with tunnel as url:
+                try:
+                    result = checks(url)
+                except ProbeError as exc:
+                    raise tunnel.explain(exc)
+        except ClusterUnreachableError as exc:
+            exc.message = "While reaching Service %s/%s: %s" % (namespace, params["service"], exc.message)
+            raise
         result.update(pod=tunnel.pod, node=tunnel.node)
         return result
 

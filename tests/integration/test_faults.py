@@ -232,6 +232,7 @@ def test_two_deploys_into_one_namespace_at_once_leave_one_consistent_engine(sand
             NO_WEBUI, icc_gpu_count=4, vllm_pod_annotations={
                 "sandbox.haw-icc.de/fault": "never-ready",
                 "sandbox.haw-icc.de/fault-if-args-contain": " --tensor-parallel-size 4 "}))
+
         def tensor_parallel():
             return container_arg(engine_deployment(sandbox, RACE_NS)[1], "--tensor-parallel-size")
         wait_until(lambda: not slow.is_alive() or tensor_parallel() == "4", timeout=240, interval=0.5,
