@@ -133,6 +133,14 @@ def walk(sandbox, tmp_path_factory):
 
     run = out.add("cleanup", vvv("cleanup.yml", limit=NS, extra_vars={"confirm": True, "purge": True}))
     assert run.rc == 0, run.stdout[-3000:]
+
+    # The TGI role has its own Secret tasks: the same token through them.
+    run = out.add("deploy tgi", vvv("deploy.yml", limit=NS, extra_vars={"icc_hf_token": HF_TOKEN, "icc_engine": "tgi",
+                                                                        "icc_webui": False}))
+    assert run.rc == 0, run.stdout[-4000:]
+    out.workloads += sandbox.kubectl_json("-n", NS, "get", "deployments,replicasets,pods")["items"]
+    run = out.add("cleanup tgi", vvv("cleanup.yml", limit=NS, extra_vars={"confirm": True, "purge": True}))
+    assert run.rc == 0, run.stdout[-3000:]
     yield out
     remove_collection(sandbox, NS)
 
@@ -149,16 +157,17 @@ def leaks(text, named_secrets):
 
 def test_the_walk_ran_every_playbook_at_vvv_with_the_default_callback(walk):
     assert set(walk.runs) >= {"login", "deploy", "deploy gated --check", "status", "logs", "test_gpu",
-                              "access present", "access absent", "monitor", "scale", "change_model", "cleanup"}
+                              "access present", "access absent", "monitor", "scale", "change_model", "cleanup",
+                              "deploy tgi", "cleanup tgi"}
     for label, run in walk.runs.items():
         assert run.data is None and "TASK [" in run.stdout and "ESTABLISH LOCAL CONNECTION" in run.stdout, label
-    # The token reached the engine through its Secret (so a leak would have had a chance).
-    assert any("vllm-hf-token" in r.stdout for r in walk.runs.values())
+    # The token reached the engines through their Secrets (so a leak would have had a chance).
+    assert "vllm-hf-token" in walk.runs["deploy"].stdout and "tgi-hf-token" in walk.runs["deploy tgi"].stdout
 
 
 @pytest.mark.parametrize("label", ["login", "deploy", "deploy gated --check", "status", "logs", "test_gpu",
                                    "access present", "access absent", "monitor", "scale", "change_model",
-                                   "cleanup"])
+                                   "cleanup", "deploy tgi", "cleanup tgi"])
 def test_no_secret_in_the_output(walk, label):
     run = walk.runs[label]
     assert leaks(run.stdout + run.stderr, walk.secrets) == []
@@ -175,7 +184,7 @@ def test_no_secret_is_a_literal_in_a_workload_spec(walk):
                 if env["name"] in SECRET_ENV:
                     assert "value" not in env and "secretKeyRef" in env.get("valueFrom", {}), (item["metadata"]["name"], env)
                     engine_envs += 1
-    assert engine_envs >= 3  # HF_TOKEN, HUGGING_FACE_HUB_TOKEN, VLLM_API_KEY of the engine at least
+    assert engine_envs >= 5  # HF_TOKEN, HUGGING_FACE_HUB_TOKEN (vLLM, TGI), VLLM_API_KEY at least
 
 
 def test_files_holding_secrets_are_0600(walk):
