@@ -1018,6 +1018,17 @@ class KubeSampler(object):
             resp = self.kube.call(stream, self.kube.core.connect_get_namespaced_pod_exec, pod,
                                   self.namespace, **kwargs)
         except ApiException as exc:
+            text = "%s %s" % (exc.reason or "", exc.body or "")
+            # A refused exec comes as a failed websocket handshake (status 0, "Handshake status 403").
+            if exc.status == 403 or "Handshake status 403" in text:
+                raise PermissionDeniedError(
+                    "The API server refused exec into pod %s in namespace %s (HTTP 403 Forbidden)."
+                    % (pod, self.namespace),
+                    "Use a namespace your ICC account owns (icc_namespace / gpu_monitor_namespace w<id>-default) "
+                    "with its own kubeconfig.")
+            if exc.status == 401 or "Handshake status 401" in text:
+                raise AuthenticationError("The API server rejected the credentials for exec into pod %s (HTTP 401)."
+                                          % pod, "Download a fresh kubeconfig and run playbooks/login.yml.")
             raise IccError("exec into pod %s failed (HTTP %s): %s"
                            % (pod, exc.status, (exc.body or exc.reason or "")[:300]))
         try:
