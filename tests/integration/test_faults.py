@@ -126,10 +126,12 @@ def test_api_server_stopped_mid_deploy_fails_clearly_and_a_rerun_converges(sandb
         assert server in text, text
         assert "Cannot reach the Kubernetes API server" in text or "Connection refused" in text, text
 
-        # The controllers and kwok reconnect: the cluster finishes what it was doing.
+        # The controllers and kwok reconnect: the cluster finishes what it was doing by itself (nodes
+        # Ready again, the engine pod created and Ready), then a re-run converges.
         sandbox.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s", timeout=150)
+        before = one_ready_engine(sandbox, API_NS)
         assert_deployed_and_idempotent(sandbox, API_NS, NO_WEBUI)
-        one_ready_engine(sandbox, API_NS)
+        assert one_ready_engine(sandbox, API_NS)["metadata"]["uid"] == before["metadata"]["uid"]
     finally:
         remove_collection(sandbox, API_NS)
 
@@ -159,6 +161,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
             seen = observe_node_gone(sandbox, pod)
             if seen:
                 break
+            restore_nodes(sandbox)
             pod = one_ready_engine(sandbox, NODE_NS)
         assert seen, "Kubernetes replaced the pod each time before status.yml and llm_health ended"
         status, health = seen
@@ -173,7 +176,8 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
         assert "Problems:" in table and "%s (gone)" % node in table, table
 
         assert health.rc != 0
-        assert_clear(health.failure_messages(), name, node)
+        assert_clear(health.failure_messages(), "The port-forward to pod %s/%s on node %s failed" % (NODE_NS, name, node),
+                     'pods "%s" not found' % node, "Node %s of the pod no longer exists" % node)
 
         # Pod garbage collection deletes the orphaned pod; the Deployment's new pod runs elsewhere.
         new = wait_until(lambda: [p for p in live_pods(sandbox, NODE_NS)
