@@ -159,6 +159,8 @@ BAD = [
     case("access-unknown-state", "access.yml", {"state": "gone", "access_state_dir": "{tmp}/access"}, "state=gone", "present or absent"),
     case("logs-negative-lines", "logs.yml", {"logs_lines": -5}, "logs_lines=-5", "at least 1"),
     case("logs-unknown-component", "logs.yml", {"component": "database"}, "component=database", "engine or webui"),
+    case("status-namespace-uppercase", "status.yml", {"icc_namespace": "Bad_NS"}, "icc_namespace", "w<id>-default"),
+    case("test_gpu-log-lines-word", "test_gpu.yml", {"test_gpu_log_lines": "many"}, "test_gpu_log_lines=many", "at least 1 (e.g. 500)"),
     case("monitor-negative-interval", "monitor.yml", {"gpu_monitor_interval": -1, "gpu_monitor_dest": "{tmp}/monitor"},
          "gpu_monitor_interval=-1", "more than 0"),
     case("login-missing-src", "login.yml", {"icc_login_src": "{tmp}/missing.txt", "dest": "{tmp}/kube/config"},
@@ -187,7 +189,7 @@ def files(root):
     return out
 
 
-def run_case(how, args, tmp):
+def run_case(how, args):
     if how.startswith("role:"):
         play = ROLE_PLAY % {"host": TARGET, "role": how[5:], "vars": json.dumps(args)}
         return run_playbook(play, limit=TARGET)
@@ -224,7 +226,7 @@ def scratch(sandbox, tmp_path):
 @pytest.mark.parametrize("how,args,needles", BAD)
 def test_bad_input_is_refused_and_changes_nothing(sandbox, working, scratch, how, args, needles):
     before, before_files = cluster_snapshot(sandbox), files(scratch)
-    run = run_case(how, _fill(args, scratch), scratch)
+    run = run_case(how, _fill(args, scratch))
     assert run.rc != 0, run.stdout[-3000:]
     msg = " ".join(run.failure_messages())
     for needle in needles:
