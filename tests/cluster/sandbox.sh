@@ -184,14 +184,14 @@ kwok_config() {
   k=$(cd "$run" && GOFLAGS=-mod=mod go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION
   [ -d "$k" ] || k=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
   {
-    # pod/fast/pod-ready.yaml is replaced by the copy in manifests/kwok-faults.yaml (it skips faulty pods).
+    # pod/fast/pod-ready.yaml is replaced by the copy in manifests/kwok-faults.yaml.tmpl (it skips faulty pods).
     for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
              pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
              volume/fast/pv-bind.yaml volume/fast/pv-delete.yaml volume/fast/pvc-provision.yaml \
              volume/fast/pvc-delete.yaml; do
       cat "$k/kustomize/stage/$f"; echo "---"
     done
-    cat "$here/manifests/kwok-faults.yaml"; echo "---"
+    cat "$here/manifests/kwok-faults.yaml.tmpl"; echo "---"
     sed "s|__ENGINE_PORT__|$engine_port|g; s|__WEBUI_PORT__|$webui_port|g; s|__RUN__|$run|g; s|__STANDIN__|$here/standin|g" \
       "$here/manifests/kwok-debugging.yaml.tmpl"
   } > "$run/kwok.yaml"

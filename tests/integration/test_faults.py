@@ -157,7 +157,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
         assert run.rc == 0, run.failure_messages() or run.stdout[-4000:]
         pod = one_ready_engine(sandbox, NODE_NS)
         seen = None
-        for _ in range(3):  # a fresh window each time, should the machine be too slow for the first one
+        for _attempt in range(3):  # a fresh window each time, should the machine be too slow for the first one
             seen = observe_node_gone(sandbox, pod)
             if seen:
                 break

@@ -1,5 +1,5 @@
 """Faults a real cluster produces, played by the sandbox's kwok fault stages
-(tests/cluster/manifests/kwok-faults.yaml, described in tests/cluster/README.md):
+(tests/cluster/manifests/kwok-faults.yaml.tmpl, described in tests/cluster/README.md):
 
 - an engine image that cannot be pulled (registry unpullable.sandbox.invalid): deploy.yml fails
   fast, from the rollout's fail-fast rules (not the timeout), naming the kubelet's reason, the image
