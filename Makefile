@@ -11,7 +11,7 @@ help:
 	@echo "make demo          start the local ICC sandbox and deploy a real LLM for a student"
 	@echo "make test          everything: env, sandbox, unit, integration, molecule, lint, sanity"
 	@echo "make sandbox-up    start the sandbox;  make sandbox-down  stop it"
-	@echo "make bench-report  run the benchmarks (40-60 min), write docs/benchmarks.md and docs/images/bench_*.png"
+	@echo "make bench-report  run the benchmarks (about 16 min), write docs/benchmarks.md and docs/images/bench_*.png"
 
 env:
 	@bash hack/env.sh
