@@ -62,6 +62,150 @@ def sandbox():
     return Sandbox(SANDBOX_DIR)
 
 
+# --- A sandbox as every test expects to find it --------------------------------------------------------
+#
+# One sandbox serves the whole pytest session, so a test that stops the API server, deletes a node or
+# holds GPUs must leave it as it found it, and the next test must not start before it is. Each test
+# that uses the ``sandbox`` fixture waits at its start and at its end (bounded, with the whole list of
+# what is still wrong); each test module must give back the GPUs it took.
+
+SANDBOX_SH = REPO / "tests" / "cluster" / "sandbox.sh"
+NODES_YAML = REPO / "tests" / "cluster" / "manifests" / "nodes.yaml"
+# After the API server is back, the node lifecycle controller may still mark nodes unreachable
+# (it judges leases it could not see renewed) up to its node-monitor-grace-period (50 s) plus one
+# monitor period (5 s) after the restart; kwok's "kubelet" then makes them Ready again. Until this
+# many seconds have passed, the sandbox is not settled, whatever the nodes say at the moment.
+NODE_LIFECYCLE_SETTLE = 50 + 5 + 10
+SETTLE_TIMEOUT = 180
+_API_RESTARTED = {"at": None}
+
+
+def sandbox_sh(*args):
+    """Run ``tests/cluster/sandbox.sh`` on the test sandbox; a restart of the API server is recorded,
+    so that the next settled check waits out the node lifecycle controller."""
+    proc = subprocess.run(["bash", str(SANDBOX_SH), *args], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, SANDBOX_DIR=str(SANDBOX_DIR)), check=False)
+    if "start-apiserver" in args:
+        _API_RESTARTED["at"] = time.monotonic()
+    assert proc.returncode == 0, "sandbox.sh %s failed: %s" % (" ".join(args), proc.stderr)
+    return proc
+
+
+def expected_nodes():
+    """``{name: set of "key:effect" taints}`` of the nodes the sandbox starts with (nodes.yaml)."""
+    import yaml
+
+    out = {}
+    for doc in yaml.safe_load_all(NODES_YAML.read_text()):
+        for item in (doc or {}).get("items", [doc] if doc and doc.get("kind") == "Node" else []):
+            if item.get("kind") == "Node":
+                out[item["metadata"]["name"]] = {"%s:%s" % (t["key"], t["effect"])
+                                                 for t in (item.get("spec") or {}).get("taints") or []}
+    return out
+
+
+def gpu_request(pod):
+    return sum(int(float(((c.get("resources") or {}).get("requests") or {}).get("nvidia.com/gpu", 0) or 0))
+               for c in (pod.get("spec") or {}).get("containers") or [])
+
+
+def gpu_workload_key(pod):
+    """"namespace/owner" of a pod that requests GPUs: its Deployment (the ReplicaSet name without the
+    pod-template hash), else its owner, else the pod itself."""
+    meta = pod["metadata"]
+    owners = meta.get("ownerReferences") or [{}]
+    owner = owners[0].get("name") or meta["name"]
+    hashed = (meta.get("labels") or {}).get("pod-template-hash")
+    if hashed and owner.endswith("-" + hashed):
+        owner = owner[:-len(hashed) - 1]
+    return "%s/%s" % (meta["namespace"], owner)
+
+
+def gpu_pods(sandbox):
+    return [p for p in sandbox.kubectl_json("get", "pods", "--all-namespaces")["items"] if gpu_request(p)]
+
+
+def unsettled(sandbox):
+    """Everything that differs from a settled sandbox, in words; [] when it is settled: the API server
+    answers, the nodes of nodes.yaml exist, are Ready and carry only their own taints, no pod that is
+    being deleted still holds GPUs, and a restarted API server is long enough back."""
+    ready = sandbox.kubectl("get", "--raw", "/readyz", check=False, timeout=15)
+    if ready.returncode != 0:
+        return ["the API server does not answer /readyz: %s" % (ready.stderr.strip() or ready.stdout.strip())]
+    problems = []
+    since = _API_RESTARTED["at"]
+    if since is not None and time.monotonic() - since < NODE_LIFECYCLE_SETTLE:
+        problems.append("the API server came back %.0f s ago; the node lifecycle controller may still mark nodes "
+                        "unreachable until %d s after that" % (time.monotonic() - since, NODE_LIFECYCLE_SETTLE))
+    nodes = {n["metadata"]["name"]: n for n in sandbox.kubectl_json("get", "nodes")["items"]}
+    for name, taints in sorted(expected_nodes().items()):
+        node = nodes.get(name)
+        if node is None:
+            problems.append("node %s is missing" % name)
+            continue
+        cond = [c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"]
+        if not cond or cond[0].get("status") != "True":
+            problems.append("node %s is not Ready (%s)" % (name, cond[0] if cond else "no Ready condition"))
+        extra = {"%s:%s" % (t["key"], t["effect"]) for t in (node.get("spec") or {}).get("taints") or []} - taints
+        if extra:
+            problems.append("node %s has the taint(s) %s" % (name, ", ".join(sorted(extra))))
+        if (node.get("spec") or {}).get("unschedulable"):
+            problems.append("node %s is cordoned" % name)
+    for pod in gpu_pods(sandbox):
+        if pod["metadata"].get("deletionTimestamp"):
+            problems.append("pod %s/%s is being deleted and still holds %d GPU(s)" % (
+                pod["metadata"]["namespace"], pod["metadata"]["name"], gpu_request(pod)))
+    return problems
+
+
+def wait_settled(sandbox, timeout=SETTLE_TIMEOUT, when="before the test"):
+    state = {"problems": None}
+
+    def settled():
+        state["problems"] = unsettled(sandbox)
+        return not state["problems"]
+    deadline = time.monotonic() + timeout
+    while not settled():
+        if time.monotonic() >= deadline:
+            raise AssertionError("The sandbox did not settle %s within %d s:\n- %s" % (
+                when, timeout, "\n- ".join(state["problems"])))
+        time.sleep(1)
+
+
+@pytest.fixture(autouse=True)
+def _settled_sandbox(request):
+    """Every test that uses the sandbox starts and ends on a settled sandbox (see ``unsettled``)."""
+    if "sandbox" not in request.fixturenames:
+        yield
+        return
+    box = request.getfixturevalue("sandbox")
+    wait_settled(box, when="before %s" % request.node.name)
+    yield
+    wait_settled(box, when="after %s (it must leave the sandbox as it found it)" % request.node.name)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_gives_back_gpus(request):
+    """A test module leaves no more GPU-holding workloads behind than there were when it started."""
+    if not (SANDBOX_DIR / "admin.kubeconfig").exists() or "/integration/" not in str(request.node.fspath):
+        yield
+        return
+    box = Sandbox(SANDBOX_DIR)
+    before = {gpu_workload_key(p) for p in gpu_pods(box)}
+    yield
+    state = {}
+
+    def given_back():
+        state["left"] = sorted({gpu_workload_key(p) for p in gpu_pods(box)} - before)
+        return not state["left"]
+    deadline = time.monotonic() + 60
+    while not given_back():
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s left GPU-holding workloads behind: %s" % (
+                request.node.name, ", ".join(state["left"])))
+        time.sleep(1)
+
+
 def http_json(url, payload=None, timeout=60):
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})

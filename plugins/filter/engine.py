@@ -90,6 +90,10 @@ def engine_memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", m
                               str(variable_prefix))
 
 
+def engine_pod_config(cfg):
+    return _engine.pod_config(_plain(cfg))
+
+
 def engine_live_settings(deployment):
     return _engine.live_settings(_plain(deployment))
 
@@ -108,4 +112,5 @@ class FilterModule(object):
             "engine_defaults": engine_defaults,
             "engine_memory_fit": engine_memory_fit,
             "engine_live_settings": engine_live_settings,
+            "engine_pod_config": engine_pod_config,
         }

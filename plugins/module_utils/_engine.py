@@ -325,6 +325,8 @@ def check_common(report, cfg, prefix, default_image, port_var="service_port"):
                       "an empty string (the cluster default) or a lower-case name")
     check_int(report, prefix + "wait_timeout", cfg.get("wait_timeout"), 30, 86400,
               "seconds from 30 to 86400")
+    check_int(report, prefix + "unschedulable_grace", cfg.get("unschedulable_grace", 120), 1, 86400,
+              "seconds from 1 to 86400, e.g. 120")
     check_annotations(report, prefix + "pod_annotations", cfg.get("pod_annotations"))
 
 
@@ -574,6 +576,16 @@ def check_webui(cfg):
 
 # --- Manifest helpers ---------------------------------------------------------------------------
 
+# Role settings that say how a run waits, not what the pod is: left out of the pod's config checksum,
+# so that a run with another timeout does not restart the engine (a V100 reloads the model then).
+WAIT_ONLY_KEYS = ("wait_timeout", "unschedulable_grace")
+
+
+def pod_config(cfg):
+    """The role configuration without WAIT_ONLY_KEYS: what the pod's config checksum covers."""
+    return dict((k, v) for k, v in (cfg or {}).items() if k not in WAIT_ONLY_KEYS)
+
+
 def shm_size(cfg):
     """/dev/shm size: the configured one or 8Gi per GPU (NCCL needs room for tensor parallel)."""
     if cfg.get("shm_size"):
@@ -603,109 +615,6 @@ def nccl_env(fallback=False):
     if fallback:
         env.update(NCCL_FALLBACK_ENV)
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
-
-
-# --- Rollout ------------------------------------------------------------------------------------
-
-# Container waiting reasons after which waiting longer does not help, with what to do about them.
-_IMAGE_HINT = ("the image cannot be pulled: check its registry, name and tag (%s) and that the registry is "
-               "reachable from the cluster; a private registry needs imagePullSecrets")
-_FAIL_WAITING = {
-    "ErrImagePull": _IMAGE_HINT,
-    "ImagePullBackOff": _IMAGE_HINT,
-    "InvalidImageName": "the image name is not valid: check %s",
-    "CrashLoopBackOff": ("the container keeps crashing: read its log (kubectl logs --previous, or "
-                         "playbooks/logs.yml), e.g. out of GPU memory or a model the engine cannot load"),
-    "CreateContainerConfigError": "a Secret or ConfigMap (key) the container references is missing",
-    "CreateContainerError": "the container runtime cannot create the container",
-}
-# The variable that sets the image of the roles' containers (by container name).
-_IMAGE_VARS = {"vllm": "vllm_image", "tgi": "tgi_image", "open-webui": "webui_image"}
-
-
-def _waiting_failure(pod, cs, waiting):
-    reason = waiting["reason"]
-    hint = _FAIL_WAITING[reason]
-    if "%s" in hint:
-        hint = hint % _IMAGE_VARS.get(cs.get("name"), "the image")
-    image = cs.get("image") or ""
-    return "container %s of pod %s%s: %s: %s (%s)" % (
-        cs.get("name"), pod["metadata"].get("name"), (" (image %s)" % image) if image else "", reason,
-        waiting.get("message", ""), hint)
-
-
-def rollout_status(deployment, pods=None):
-    """Where a Deployment rollout stands, from the Deployment object and its pods.
-
-    Returns ``{"state": "available" | "failed" | "progressing", "reason": str, "created": bool,
-    "scheduled": bool}`` (``created``: the current ReplicaSet has its pod; ``scheduled``: every live
-    pod has a node). ``failed``
-    means waiting longer cannot help: the ReplicaSet cannot create pods (quota, LimitRange:
-    condition ReplicaFailure), the scheduler found no node, the progress deadline passed, or a
-    container cannot start (image pull errors, crash loop, missing Secret key, bad image name);
-    the reason then names the container, the pod, the image, the kubelet's reason and a hint.
-    """
-    result = _rollout_state(deployment, pods)
-    live = [p for p in pods or [] if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    status = (deployment or {}).get("status") or {}
-    result["created"] = bool(deployment) and (
-        status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 0)
-        and status.get("updatedReplicas", 0) >= 1)
-    result["scheduled"] = bool(live) and all((p.get("spec") or {}).get("nodeName") for p in live)
-    return result
-
-
-def _rollout_state(deployment, pods):
-    if not deployment:
-        return {"state": "progressing", "reason": "the Deployment does not exist yet"}
-    meta = deployment.get("metadata", {})
-    status = deployment.get("status", {}) or {}
-    conds = {c.get("type"): c for c in status.get("conditions", []) or []}
-    rf = conds.get("ReplicaFailure")
-    if rf and rf.get("status") == "True":
-        return {"state": "failed", "reason": "the ReplicaSet cannot create the pod: %s"
-                % rf.get("message", rf.get("reason", ""))}
-    prog = conds.get("Progressing")
-    if prog and prog.get("status") == "False" and prog.get("reason") == "ProgressDeadlineExceeded":
-        return {"state": "failed", "reason": "progress deadline exceeded: %s" % prog.get("message", "")}
-    for pod in pods or []:
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        for cond in (pod.get("status") or {}).get("conditions", []) or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                    and cond.get("reason") == "Unschedulable":
-                return {"state": "failed", "reason": "pod %s cannot be scheduled: %s"
-                        % (pod["metadata"].get("name"), cond.get("message", ""))}
-        for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in _FAIL_WAITING:
-                return {"state": "failed", "reason": _waiting_failure(pod, cs, waiting)}
-    generation = meta.get("generation", 0)
-    replicas = (deployment.get("spec") or {}).get("replicas", 1)
-    avail = conds.get("Available")
-    if status.get("observedGeneration", 0) >= generation \
-            and status.get("updatedReplicas", 0) >= replicas \
-            and status.get("availableReplicas", 0) >= replicas \
-            and status.get("replicas", 0) == status.get("updatedReplicas", 0) \
-            and avail and avail.get("status") == "True":
-        return {"state": "available", "reason": "%d of %d pods available" % (
-            status.get("availableReplicas", 0), replicas)}
-    reason = "waiting: %d of %d pods updated, %d available" % (
-        status.get("updatedReplicas", 0), replicas, status.get("availableReplicas", 0))
-    for pod in pods or []:
-        if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            continue
-        for cs in (pod.get("status") or {}).get("containerStatuses", []) or []:
-            state = cs.get("state") or {}
-            waiting = state.get("waiting") or {}
-            if waiting.get("reason"):
-                reason += "; container %s: %s %s" % (cs.get("name"), waiting["reason"],
-                                                     waiting.get("message", ""))
-            elif "running" in state and not cs.get("ready"):
-                reason += ("; container %s of pod %s runs but is not ready (its readiness probe does not pass "
-                           "yet: the model may still be loading; see its log)"
-                           % (cs.get("name"), pod["metadata"].get("name")))
-    return {"state": "progressing", "reason": reason}
 
 
 CHECKS = {"vllm": check_vllm, "tgi": check_tgi, "webui": check_webui}

@@ -13,9 +13,15 @@ description:
   - Like C(kubectl rollout status), in one task. Polls the Deployment and its pods until the rollout is
     available, fails, or O(timeout) seconds passed.
   - Fails fast, without waiting for the timeout, when waiting cannot help. The ReplicaSet cannot create
-    the pod (quota or LimitRange, condition C(ReplicaFailure)); the scheduler found no node
-    (C(Unschedulable)); the progress deadline passed; or a container cannot start (a missing Secret key,
-    a bad image name, an image that cannot be pulled).
+    the pod (quota or LimitRange, condition C(ReplicaFailure)); the progress deadline passed; a container
+    cannot start (a missing Secret key, a bad image name, an image that cannot be pulled); or the scheduler
+    cannot place a pod for a reason that waiting cannot change (more GPUs than any ICC node has, a request
+    no node's allocatable meets when the credentials may read nodes, or every node ruled out by the pod's
+    node affinity or by a taint it does not tolerate).
+  - A pod that is C(Unschedulable) for a reason that can go away by itself (GPUs still held by a
+    terminating pod, a node tainted C(node.kubernetes.io/unreachable) for a moment) is waited for up to
+    O(unschedulable_grace) seconds; the module fails only if it lasts longer. The result says which pods
+    had to wait, for how long and why (RV(unschedulable_waits)).
   - An API server that stops answering is retried for O(api_grace) seconds, then the module fails with
     a clear message (VPN, server address) instead of a traceback.
   - The roles of this collection use it to wait for the engine and the WebUI.
@@ -51,6 +57,14 @@ options:
     description: Seconds in a row the API server may be unreachable before the module gives up.
     type: float
     default: 30
+  unschedulable_grace:
+    description:
+      - Seconds a pod may stay C(Unschedulable) for a reason that can change by itself before the rollout
+        fails. The default covers a pod that gives back its GPUs within its 30 s termination grace period
+        and a node that is briefly unreachable (the node lifecycle controller's 50 s grace and its 5 s
+        monitor period).
+    type: float
+    default: 120
   checksum:
     description:
       - The C(haw-icc.de/config-checksum) annotation of the pod template this run applied.
@@ -92,6 +106,15 @@ elapsed:
   returned: always
   type: float
   sample: 4.1
+unschedulable_waits:
+  description:
+    - The pods that the scheduler could not place at first, with the seconds this module saw them waiting,
+      the scheduler's last message and whether they were scheduled in the end.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pod": "vllm-6d9f7c7b9-x2x4q", "seconds": 12.1, "scheduled": true,
+            "message": "0/4 nodes are available: 2 Insufficient nvidia.com/gpu, ..."}]
 timed_out:
   description: Whether the module gave up because O(timeout) passed.
   returned: always
@@ -108,12 +131,12 @@ CHECKSUM = "haw-icc.de/config-checksum"
 
 
 def run(module):
-    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import read_rollout, wait_rollout
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import read_nodes, read_rollout, wait_rollout
 
     p = module.params
-    for key in ("timeout", "poll", "api_grace"):
+    for key in ("timeout", "poll", "api_grace", "unschedulable_grace"):
         if p[key] <= 0:
-            raise InputError(key, p[key], "must be more than 0 seconds", "for example %s" % (600 if key == "timeout" else 2))
+            raise InputError(key, p[key], "must be more than 0 seconds", "for example %s" % {"timeout": 600, "unschedulable_grace": 120}.get(key, 2))
     kube = module.client()
     namespace = p["namespace"] or kube.namespace or "default"
     what = p["display_name"] or p["name"]
@@ -124,10 +147,12 @@ def run(module):
         return last["deployment"], pods
 
     try:
-        verdict = wait_rollout(read, p["timeout"], poll=p["poll"], api_grace=p["api_grace"])
+        verdict = wait_rollout(read, p["timeout"], poll=p["poll"], api_grace=p["api_grace"],
+                               unschedulable_grace=p["unschedulable_grace"], read_nodes=lambda: read_nodes(kube))
     except ClusterUnreachableError as exc:
         exc.message = "While waiting for the %s Deployment %s/%s: %s" % (what, namespace, p["name"], exc.message)
         raise
+    verdict.pop("unschedulable", None)  # the pods still waiting; unschedulable_waits has them all
     result = dict(changed=False, **verdict)
     template = ((last.get("deployment") or {}).get("spec") or {}).get("template") or {}
     found = ((template.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM)
@@ -153,6 +178,7 @@ def main():
         timeout=dict(type="int", default=600),
         poll=dict(type="float", default=2),
         api_grace=dict(type="float", default=30),
+        unschedulable_grace=dict(type="float", default=120),
         checksum=dict(type="str", no_log=False),
     )
     module = IccModule(argument_spec=spec, supports_check_mode=True)

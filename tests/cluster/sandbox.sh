@@ -184,9 +184,10 @@ kwok_config() {
   k=$(cd "$run" && GOFLAGS=-mod=mod go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION
   [ -d "$k" ] || k=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
   {
-    # pod/fast/pod-ready.yaml is replaced by the copy in manifests/kwok-faults.yaml.tmpl (it skips faulty pods).
+    # pod/fast/pod-ready.yaml and pod/fast/pod-delete.yaml are replaced by the copies in
+    # manifests/kwok-faults.yaml.tmpl (they skip the pods of the fault stages).
     for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
-             pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
+             pod/fast/pod-complete.yaml \
              volume/fast/pv-bind.yaml volume/fast/pv-delete.yaml volume/fast/pvc-provision.yaml \
              volume/fast/pvc-delete.yaml; do
       cat "$k/kustomize/stage/$f"; echo "---"

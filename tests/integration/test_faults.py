@@ -13,23 +13,21 @@
 
 Everything stopped or deleted here is brought back in a ``finally`` (one sandbox serves the whole
 pytest session): the API server with ``sandbox.sh start-apiserver``, the nodes by re-applying
-tests/cluster/manifests/nodes.yaml.
+tests/cluster/manifests/nodes.yaml; ``sandboxlib.wait_settled`` then waits until nodes are Ready and
+untainted again and the node lifecycle controller can no longer mark them unreachable.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 
-from sandboxlib import (MODEL, READER, REPO, SANDBOX_DIR, ask_engine, container_arg, engine_deployment, live_pods,
-                        pod_ready, remove_collection, run_playbook, wait_until)
+from sandboxlib import (MODEL, NODES_YAML, READER, ask_engine, container_arg, engine_deployment, live_pods, pod_ready,
+                        remove_collection, run_playbook, sandbox_sh, wait_settled, wait_until)
 
 API_NS = "wcls017-default"
 NODE_NS = READER  # may read nodes: status.yml can tell that the pod's node is gone
 RACE_NS = "wcls018-default"
-SANDBOX_SH = REPO / "tests" / "cluster" / "sandbox.sh"
 BOUND = 300  # seconds: a deploy whose API server went away must have ended by then
 NO_WEBUI = {"icc_webui": False}
 
@@ -47,13 +45,6 @@ HEALTH = """
         stream: false
         wait_timeout: 0
 """ % MODEL
-
-
-def sandbox_sh(*args):
-    proc = subprocess.run(["bash", str(SANDBOX_SH), *args], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, SANDBOX_DIR=str(SANDBOX_DIR)), check=False)
-    assert proc.returncode == 0, "sandbox.sh %s failed: %s" % (" ".join(args), proc.stderr)
-    return proc
 
 
 def in_background(**kwargs):
@@ -77,9 +68,9 @@ def one_ready_engine(sandbox, namespace, timeout=180):
 
 
 def restore_nodes(sandbox):
-    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f",
-                    str(REPO / "tests" / "cluster" / "manifests" / "nodes.yaml"))
-    sandbox.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s", timeout=150)
+    """Re-create deleted nodes (as sandbox.sh up does) and wait until the sandbox has settled again."""
+    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(NODES_YAML))
+    wait_settled(sandbox, when="after restoring the nodes")
 
 
 def assert_clear(messages, *needles):
@@ -127,8 +118,10 @@ def test_api_server_stopped_mid_deploy_fails_clearly_and_a_rerun_converges(sandb
         assert "Cannot reach the Kubernetes API server" in text or "Connection refused" in text, text
 
         # The controllers and kwok reconnect: the cluster finishes what it was doing by itself (nodes
-        # Ready again, the engine pod created and Ready), then a re-run converges.
-        sandbox.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=120s", timeout=150)
+        # Ready again, the engine pod created and Ready), then a re-run converges. "Ready" alone is not
+        # enough: the node lifecycle controller may still mark the nodes unreachable for up to its grace
+        # period after the restart (this was why the next test's deploy once found 0/4 nodes).
+        wait_settled(sandbox, when="after the API server came back")
         before = one_ready_engine(sandbox, API_NS)
         assert_deployed_and_idempotent(sandbox, API_NS, NO_WEBUI)
         assert one_ready_engine(sandbox, API_NS)["metadata"]["uid"] == before["metadata"]["uid"]

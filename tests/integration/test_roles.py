@@ -230,14 +230,20 @@ def test_vllm_fails_fast_with_the_quota_reason(sandbox, inventory):
         cleanup(sandbox, NS_VLLM)
 
 
-def test_vllm_fails_fast_when_no_node_fits(sandbox, inventory):
-    """31.5 CPUs fit the quota (32) but no node (31 allocatable): the pod is unschedulable."""
+def test_vllm_fails_after_the_unschedulable_grace_when_no_node_fits(sandbox, inventory):
+    """31.5 CPUs fit the quota (32) but no node (31 allocatable): the pod is unschedulable. A
+    namespace-only student cannot read the nodes, so the module cannot tell that no node will ever fit
+    and gives the pod its unschedulable grace (here 10 s), then fails naming the scheduler's reason."""
     cleanup(sandbox, NS_VLLM)
     try:
-        run = play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_cpu="31500m", vllm_wait_timeout=1800)
+        run = play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_cpu="31500m", vllm_wait_timeout=1800,
+                   vllm_unschedulable_grace=10)
         assert run.rc != 0
         msg = " ".join(run.failure_messages())
         assert "cannot be scheduled" in msg and "Insufficient cpu" in msg, msg
+        assert "longer than the 10 s that GPUs of a terminating pod" in msg, msg
+        waited = run.result("haw_icc.llm.vllm : Wait until the vLLM Deployment is Available", NS_VLLM)
+        assert 10 <= waited["elapsed"] < 60, waited
     finally:
         cleanup(sandbox, NS_VLLM)
 
