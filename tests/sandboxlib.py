@@ -467,3 +467,34 @@ def settled_cluster_snapshot(sandbox, timeout=90):
 def changes(before, after):
     """What differs between two snapshots, readable in an assertion message."""
     return {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+
+
+# --- Run order ----------------------------------------------------------------------------------------
+#
+# Test modules are independent of each other (each leaves the sandbox settled and gives back its GPUs,
+# see above), so their order may be shuffled: TEST_ORDER_SEED=<number> (or --module-order-seed) runs
+# the modules in an order drawn from that seed. Tests inside a module keep their written order: some
+# modules walk one scenario step by step (deploy, then scale, then change_model ...).
+
+def pytest_addoption(parser):
+    parser.addoption("--module-order-seed", default=os.environ.get("TEST_ORDER_SEED") or None,
+                     help="shuffle the order of the test modules with this seed (also TEST_ORDER_SEED)")
+
+
+def pytest_report_header(config):
+    seed = config.getoption("--module-order-seed")
+    return "test modules in %s" % ("an order shuffled with seed %s" % seed if seed else "their written order")
+
+
+def pytest_collection_modifyitems(config, items):
+    seed = config.getoption("--module-order-seed")
+    if not seed:
+        return
+    import random
+
+    modules = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    order = sorted(modules)
+    random.Random(int(seed)).shuffle(order)
+    items[:] = [item for name in order for item in modules[name]]
