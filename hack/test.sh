@@ -29,7 +29,7 @@ for s in $suites; do
     sandbox) run_suite sandbox-up bash tests/cluster/sandbox.sh up ;;
     # One pytest run: unit tests (no cluster), sandbox smoke checks, integration tests.
     # -vv: failure reasons and the short summary are never cut to the terminal width.
-    pytest) run_suite pytest python -m pytest -p no:cacheprovider -vv --durations=15 ${PYTEST_ARGS:-} tests/unit tests/cluster tests/integration ;;
+    pytest) run_suite pytest python -m pytest -p no:cacheprovider -vv --durations=15 tests/unit tests/cluster tests/integration ;;
     unit) run_suite unit python -m pytest -p no:cacheprovider tests/unit ;;
     molecule) run_suite molecule bash hack/molecule.sh ;;
     lint) run_suite ansible-lint ansible-lint --profile production ;;

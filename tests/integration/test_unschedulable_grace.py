@@ -50,6 +50,7 @@ def test_deploy_waits_for_gpus_that_terminating_pods_give_back(sandbox):
     try:
         applied = kubectl_apply(sandbox, [holder(ns) for ns in HOLDER_NS])
         assert applied.returncode == 0, applied.stderr
+
         def running():
             pods = [p for ns in HOLDER_NS for p in live_pods(sandbox, ns, "haw-icc-test=gpu-holder")]
             return len(pods) == len(HOLDER_NS) and all(

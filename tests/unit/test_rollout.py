@@ -103,6 +103,7 @@ def test_rollout_old_generation_is_not_available():
 def test_rollout_missing_deployment_is_progressing():
     assert _rollout.rollout_status({}, [])["state"] == "progressing"
 
+
 # --- unschedulable pods: wait for what can change, fail at once on what cannot ---------------------
 
 # Scheduler messages as kube-scheduler v1.35 (the sandbox's) writes them: it no longer names taints.
@@ -285,6 +286,7 @@ def test_wait_rollout_retries_an_unreachable_api_server_for_the_grace_period_onl
     with pytest.raises(ClusterUnreachableError):
         wait_rollout(down, timeout=600, poll=2, api_grace=30, clock=clock, sleep=clock.sleep)
     assert clock.now == 30
+
 
 def test_wait_rollout_waits_for_gpus_that_a_terminating_pod_gives_back():
     """Unschedulable for 40 s (a pod still holds the GPUs), then scheduled and available."""
