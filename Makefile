@@ -32,6 +32,7 @@ demo: sandbox-up
 
 test: env build
 	@bash hack/tools.sh
+	@bash hack/vllm-env.sh >/dev/null
 	@bash hack/test.sh
 
 bench: bench-report

@@ -498,3 +498,45 @@ def pytest_collection_modifyitems(config, items):
     order = sorted(modules)
     random.Random(int(seed)).shuffle(order)
     items[:] = [item for name in order for item in modules[name]]
+
+
+# --- What a kubelet would give the pod's containers -------------------------------------------------
+
+def kubelet_environment(sandbox, pod, container=None):
+    """The environment a kubelet gives ``container`` (default: the first) of ``pod``, from the live
+    Services, Secrets and ConfigMaps of its namespace and the ``kubernetes`` Service of ``default``
+    (tests/cluster/kubelet_env.py has the rules)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "cluster"))
+    import kubelet_env  # pylint: disable=import-outside-toplevel
+
+    ns = pod["metadata"]["namespace"]
+    items = sandbox.kubectl_json("-n", ns, "get", "services,secrets,configmaps")["items"]
+    return kubelet_env.container_env(
+        pod, container,
+        services=[i for i in items if i["kind"] == "Service"],
+        secrets=[i for i in items if i["kind"] == "Secret"],
+        configmaps=[i for i in items if i["kind"] == "ConfigMap"],
+        master_service=sandbox.kubectl_json("-n", "default", "get", "service", "kubernetes"))
+
+
+# --- vLLM 0.8.5's own start-up checks -----------------------------------------------------------------
+
+def vllm_venv():
+    """The sandbox's vLLM 0.8.5 venv (hack/vllm-env.sh; `make test` builds it, cached by version)."""
+    proc = subprocess.run(["bash", str(REPO / "hack" / "vllm-env.sh")], capture_output=True, text=True,
+                          timeout=1800, check=False)
+    assert proc.returncode == 0, "hack/vllm-env.sh failed: %s" % proc.stderr[-3000:]
+    return pathlib.Path(proc.stdout.strip().splitlines()[-1])
+
+
+def vllm_startup_check(argv, env):
+    """Run vLLM 0.8.5's own start-up checks (tests/cluster/vllm_startup_check.py) on a pod's argv and
+    kubelet environment; returns its verdict ``{"ok", "checks", "error", "stage"}``."""
+    proc = subprocess.run([str(vllm_venv() / "bin" / "python"), str(REPO / "tests" / "cluster" / "vllm_startup_check.py")],
+                          input=json.dumps({"argv": argv, "env": env}), capture_output=True, text=True, timeout=300,
+                          check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, "vllm_startup_check.py printed no verdict: %s" % proc.stderr[-3000:]
+    return json.loads(lines[-1])

@@ -90,6 +90,14 @@ def engine_memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", m
                               str(variable_prefix))
 
 
+def vllm_memory(cfg):
+    return _engine.vllm_memory_limit(_plain(cfg))
+
+
+def engine_tgi_env(_unused=None):
+    return _engine.tgi_env()
+
+
 def engine_pod_config(cfg):
     return _engine.pod_config(_plain(cfg))
 
@@ -113,4 +121,6 @@ class FilterModule(object):
             "engine_memory_fit": engine_memory_fit,
             "engine_live_settings": engine_live_settings,
             "engine_pod_config": engine_pod_config,
+            "engine_tgi_env": engine_tgi_env,
+            "vllm_memory": vllm_memory,
         }

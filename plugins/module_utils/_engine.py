@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
+from ansible_collections.haw_icc.llm.plugins.module_utils._flags_tgi import TGI_FLAGS, TGI_FLAGS_VERSION
+from ansible_collections.haw_icc.llm.plugins.module_utils._flags_vllm import VLLM_FLAGS, VLLM_FLAGS_VERSION
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GFD_PRODUCT, GPU_RESOURCE, GPU_TYPES, quantity
 
 # --- Images -------------------------------------------------------------------------------------
@@ -42,8 +44,9 @@ UNPINNED_TAGS = ("latest", "main", "master", "nightly", "dev", "edge", "stable")
 
 # --- V100 rules ---------------------------------------------------------------------------------
 
-# Lowest compute capability at which vLLM runs a quantization method (QuantizationConfig
-# .get_min_capability(): GPTQ 60, AWQ 75, Marlin kernels 80, FP8 89).
+# Lowest compute capability at which vLLM 0.8.5 runs a quantization method (QuantizationConfig
+# .get_min_capability() in vllm/model_executor/layers/quantization/: GPTQ 60, AWQ 75, Marlin kernels
+# 80, FP8 80: fp8.py's Fp8Config falls back to weight-only Marlin below 8.9, so 8.0 is its minimum).
 VLLM_QUANT_MIN_CC = {
     "gptq": (6, 0),
     "bitsandbytes": (7, 0),
@@ -52,7 +55,7 @@ VLLM_QUANT_MIN_CC = {
     "awq_marlin": (8, 0),
     "gptq_marlin": (8, 0),
     "marlin": (8, 0),
-    "fp8": (8, 9),
+    "fp8": (8, 0),
 }
 # TGI quantization methods and the lowest compute capability they run at.
 TGI_QUANT_MIN_CC = {
@@ -269,19 +272,68 @@ def check_gpu_count(report, variable, count, info):
                      "1 to %d (all GPUs of a pod must be on one node)" % high)
 
 
-def check_extra_args(report, variable, extra, owned):
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+
+
+def _is_flag(token):
+    return token.startswith("-") and not _NUMBER.match(token)
+
+
+def check_extra_args(report, variable, extra, owned, flags=None, program=None, underscores=False):
+    """Extra command-line arguments of an engine: a list of strings; no flag the role sets itself
+    (``owned``: flag -> role variable); with ``flags`` (the engine's flag table, flag -> (values,
+    choices)) every flag must be one of the engine's, with as many values as it takes and a value among
+    its choices, so that the engine's own parser would accept them (``program`` names it in the
+    refusal; ``underscores``: the engine reads ``--max_model_len`` as ``--max-model-len``, as vLLM's
+    FlexibleArgumentParser does)."""
     if extra is None:
         return []
     if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
         report.refuse(variable, extra, "must be a list of strings", "a list such as ['--seed', '1']")
         return []
-    for arg in extra:
-        flag = arg.split("=", 1)[0]
-        if flag in owned:
-            report.refuse(variable, arg, "%s is set by the role; a second value could disagree with "
-                          "it" % flag, "the role variable %s" % owned[flag])
-        elif not _SAFE_ARG.match(arg):
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        i += 1
+        if not _SAFE_ARG.match(arg):
             report.refuse(variable, arg, "contains control characters", "plain text arguments")
+            continue
+        if not _is_flag(arg):
+            if flags is not None:
+                report.refuse(variable, arg, "is a value without a flag before it", "flags and their values, "
+                              "such as ['--seed', '1']")
+            continue
+        flag, sep, inline = arg.partition("=")
+        name = flag.replace("_", "-") if underscores and flag.startswith("--") else flag
+        if name in owned or flag in owned or (flags is not None and name not in flags):
+            if name in owned or flag in owned:
+                report.refuse(variable, arg, "%s is set by the role; a second value could disagree with "
+                              "it" % flag, "the role variable %s" % owned.get(name, owned.get(flag)))
+            else:
+                report.refuse(variable, flag, "not a flag of %s: its own parser would stop the pod (unrecognized "
+                              "arguments)" % program, "a flag of %s (see its --help), or none" % program)
+            while not sep and i < len(extra) and not _is_flag(extra[i]):  # its values: refused with it
+                i += 1
+            continue
+        else:
+            values, choices = (flags or {}).get(name, (None, None))
+            if values == 0 and sep:
+                report.refuse(variable, arg, "%s is a switch of %s and takes no value" % (flag, program),
+                              "%s alone" % flag)
+            elif values == 1 or values == "+":
+                given = [inline] if sep else []
+                if not sep and i < len(extra) and not _is_flag(extra[i]):
+                    given, i = [extra[i]], i + 1
+                if not given:
+                    report.refuse(variable, flag, "needs a value in %s" % program, "['%s', '<value>']" % flag)
+                elif choices and given[0] not in choices:
+                    report.refuse(variable, "%s %s" % (flag, given[0]), "not a value %s accepts for %s" % (
+                        program, flag), "one of %s" % ", ".join(choices))
+            if values in ("+", "*", "?"):
+                while i < len(extra) and not _is_flag(extra[i]) and (values != "?" or not sep):
+                    i += 1
+                    if values == "?":
+                        break
     return extra
 
 
@@ -318,7 +370,8 @@ def check_common(report, cfg, prefix, default_image, port_var="service_port"):
     cpu = check_quantity(report, prefix + "cpu", cfg.get("cpu"), "4", memory=False)
     if cpu is not None and cpu < 0.1:
         report.refuse(prefix + "cpu", cfg.get("cpu"), "is less than 100m", "at least '1' for an LLM server")
-    check_quantity(report, prefix + "memory", cfg.get("memory"), "16Gi")
+    if not (prefix == "vllm_" and cfg.get("memory") in ("", None)):  # vLLM: '' = vllm_memory_limit()
+        check_quantity(report, prefix + "memory", cfg.get("memory"), "16Gi")
     if cfg.get("storage_class") not in (None, "") and not (
             isinstance(cfg["storage_class"], str) and _DNS_NAME.match(cfg["storage_class"])):
         report.refuse(prefix + "storage_class", cfg.get("storage_class"), "not a StorageClass name",
@@ -417,10 +470,12 @@ def check_vllm(cfg):
     if cfg.get("block_size") not in VLLM_BLOCK_SIZES or isinstance(cfg.get("block_size"), bool):
         report.refuse(p + "block_size", cfg.get("block_size"), "not a block size of vLLM on CUDA",
                       "8, 16 or 32")
-    check_int(report, p + "swap_space", cfg.get("swap_space"), 0, 256, "GiB from 0 to 256")
+    if check_int(report, p + "swap_space", cfg.get("swap_space"), 0, 256, "GiB from 0 to 256"):
+        _host_memory(report, cfg, p)
     if not isinstance(cfg.get("enforce_eager"), bool):
         report.refuse(p + "enforce_eager", cfg.get("enforce_eager"), "must be true or false", "true")
-    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), VLLM_OWNED_FLAGS)
+    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), VLLM_OWNED_FLAGS, VLLM_FLAGS,
+                     "vLLM %s" % VLLM_FLAGS_VERSION, underscores=True)
     _storage(report, cfg, p)
     _startup(report, cfg, p)
     _shm(report, cfg, p)
@@ -429,6 +484,41 @@ def check_vllm(cfg):
         report.warn("vllm_enforce_eager=false with tensor parallelism on V100: CUDA graphs need "
                     "extra memory per GPU; set it to true if the server runs out of memory.")
     return report
+
+
+# vLLM pins vllm_swap_space GiB of host memory in every tensor-parallel worker (the CPU KV-cache
+# blocks of worker/cache_engine.py, one pinned tensor per layer; CacheConfig counts swap x TP), besides
+# what its processes need themselves. The pod's memory limit has to hold both, or a 4-GPU pod with the
+# default swap (4 x 4 GiB) is OOM-killed as it starts.
+VLLM_HOST_BASE_GIB = 12  # the default limit on top of the pinned swap: 16Gi for one GPU, as before
+VLLM_HOST_MIN_GIB = 4    # the least a limit may leave beside the pinned swap
+
+
+def vllm_pinned_gib(cfg):
+    """GiB of host memory vLLM pins for swap: vllm_swap_space per tensor-parallel worker."""
+    return int(cfg.get("swap_space") or 0) * max(1, int(cfg.get("gpu_count") or 1))
+
+
+def vllm_memory_limit(cfg):
+    """The engine container's memory (request = limit): vllm_memory, or '' for the pinned swap plus
+    VLLM_HOST_BASE_GIB."""
+    if cfg.get("memory") not in ("", None):
+        return cfg["memory"]
+    return "%dGi" % (vllm_pinned_gib(cfg) + VLLM_HOST_BASE_GIB)
+
+
+def _host_memory(report, cfg, p):
+    if not isinstance(cfg.get("gpu_count"), int) or cfg.get("memory") in ("", None) \
+            or not is_quantity(cfg.get("memory")):
+        return
+    pinned = vllm_pinned_gib(cfg)
+    need = (pinned + VLLM_HOST_MIN_GIB) * 2 ** 30
+    if 2 ** 20 <= quantity_bytes(cfg["memory"]) < need:  # smaller ones: check_quantity refuses them
+        report.refuse(p + "memory", cfg["memory"], "vLLM pins %d GiB of host memory for swap (vllm_swap_space %s GiB x "
+                      "%s GPUs) and needs at least %d GiB more for itself" % (
+                          pinned, cfg.get("swap_space"), cfg.get("gpu_count"), VLLM_HOST_MIN_GIB),
+                      "at least '%dGi', '' (the default: %dGi for these settings), or a smaller vllm_swap_space"
+                      % (pinned + VLLM_HOST_MIN_GIB, pinned + VLLM_HOST_BASE_GIB))
 
 
 def vllm_args(cfg):
@@ -516,7 +606,8 @@ def check_tgi(cfg):
                       "%d or more" % cfg["max_input_tokens"])
     check_fraction(report, p + "cuda_memory_fraction", cfg.get("cuda_memory_fraction"))
     check_int(report, p + "max_concurrent_requests", cfg.get("max_concurrent_requests"), 1, 100000)
-    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), TGI_OWNED_FLAGS)
+    check_extra_args(report, p + "extra_args", cfg.get("extra_args"), TGI_OWNED_FLAGS, TGI_FLAGS,
+                     "TGI %s's launcher" % TGI_FLAGS_VERSION)
     _storage(report, cfg, p)
     _startup(report, cfg, p)
     _shm(report, cfg, p)
@@ -608,6 +699,19 @@ def gpu_resources(count, cpu, memory):
     """Requests equal to limits (GPU count, CPU, memory)."""
     res = {GPU_RESOURCE: str(count), "cpu": str(cpu), "memory": str(memory)}
     return {"requests": dict(res), "limits": dict(res)}
+
+
+# TGI 2.4.1's launcher (launcher/src/main.rs, resolve_attention) picks ATTENTION=flashinfer and
+# PREFIX_CACHING=true for llama/mistral-type models (head size 64/128/256) whatever the GPU; flashinfer
+# and the image's custom kernels target compute capability 8.0+. "paged" is the launcher's own fallback
+# below 8.0, and prefix caching needs flashinfer or flashdecoding (server/.../models/globals.py), so it
+# is switched off with it. Not proven on a V100 GPU: the sandbox has none.
+TGI_V100_ENV = {"ATTENTION": "paged", "PREFIX_CACHING": "0"}
+
+
+def tgi_env():
+    """The env that keeps TGI 2.4.1 off its sm80-only attention paths (TGI_V100_ENV), as pod env items."""
+    return [{"name": k, "value": v} for k, v in sorted(TGI_V100_ENV.items())]
 
 
 def nccl_env(fallback=False):
@@ -796,7 +900,8 @@ def live_settings(deployment):
     """What an engine Deployment of the vllm or tgi role runs, read from the live object: engine
     (the app.kubernetes.io/name label), model, served_model_name, quantization, max_model_len,
     max_total_tokens, max_input_tokens, tensor_parallel, dtype (from the container args),
-    gpu_count (the GPU limit), shm_size (the /dev/shm sizeLimit), image, node-independent.
+    gpu_count (the GPU limit), shm_size (the /dev/shm sizeLimit), image, and the Secrets its env refers
+    to (hf_token_secret: HF_TOKEN, api_key_secret: VLLM_API_KEY; "" when none), node-independent.
     Returns None for a missing Deployment."""
     if not deployment:
         return None
@@ -830,4 +935,12 @@ def live_settings(deployment):
     for vol in spec.get("volumes") or []:
         if vol.get("name") == "dshm" and (vol.get("emptyDir") or {}).get("sizeLimit") is not None:
             out["shm_size"] = str(vol["emptyDir"]["sizeLimit"])
+    # The Secrets the engine's env refers to: a reconfigure (scale, change_model) keeps them.
+    refs = {}
+    for env in container.get("env") or []:
+        ref = ((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name")
+        if ref:
+            refs[env.get("name")] = ref
+    out["hf_token_secret"] = refs.get("HF_TOKEN") or refs.get("HUGGING_FACE_HUB_TOKEN") or ""
+    out["api_key_secret"] = refs.get("VLLM_API_KEY") or ""
     return out

@@ -65,6 +65,18 @@ options:
       - API key of the LLM server (not of Kubernetes), sent as a bearer token.
       - Unlike in the other modules of this collection, not read from E(K8S_AUTH_API_KEY).
     type: str
+  api_key_secret:
+    description:
+      - Name of a Secret in O(namespace) that holds the API key of the LLM server under the key
+        O(api_key_secret_key), as the vllm role stores it (C(<name>-api-key)) or as a user's own Secret
+        referenced by C(vllm_api_key_secret).
+      - Read with the module's Kubernetes credentials when O(api_key) is not given; the key is never
+        returned.
+    type: str
+  api_key_secret_key:
+    description: Key of the API key in O(api_key_secret).
+    type: str
+    default: api-key
   stream:
     description: Run the streamed completion check (time to first token, tokens per second).
     type: bool
@@ -216,12 +228,41 @@ def _check_inputs(params):
             raise InputError(name, params[name], "must be at least %d" % low, "a number >= %d" % low)
 
 
+def secret_value(kube, namespace, name, key):
+    """The decoded value of ``key`` in the Secret ``namespace/name``."""
+    import base64
+    import json
+
+    from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+
+    try:
+        secret = json.loads(kube.get_raw("/api/v1/namespaces/%s/secrets/%s" % (namespace, name)))
+    except ApiException as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        raise InputError("api_key_secret", name, "no Secret of that name in namespace %s" % namespace,
+                         "the name of the Secret that holds the engine's API key")
+    data = secret.get("data") or {}
+    if key not in data:
+        raise InputError("api_key_secret", name, "the Secret has no key %r (it has %s)" % (
+            key, ", ".join(sorted(data)) or "no keys"), "a Secret whose key %r holds the API key" % key)
+    return base64.b64decode(data[key]).decode("utf-8")
+
+
 def run(module):
     params = module.params
     _check_inputs(params)
+    key = {"value": params["api_key"]}
+
+    def llm_key(kube, namespace):
+        """The LLM server's key: api_key, or read once from api_key_secret."""
+        if key["value"] is None and params["api_key_secret"]:
+            key["value"] = secret_value(kube, namespace, params["api_key_secret"], params["api_key_secret_key"])
+            module.no_log_values.add(key["value"])
+        return key["value"]
 
     def checks(url):
-        client = OpenAIClient(url, params["api_key"], timeout=params["timeout"])
+        client = OpenAIClient(url, key["value"], timeout=params["timeout"])
         probe = Probe(client, params["model"], params["question"], params["max_tokens"],
                       params["stream"], params["metrics"])
         try:
@@ -236,14 +277,17 @@ def run(module):
         return result
 
     def attempt():
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+        kube = None
+        if not params["base_url"] or (params["api_key_secret"] and key["value"] is None):
+            # api_key is the LLM server's key here, never a Kubernetes token.
+            kube = build_client(**dict(module.connection_params(), api_key=None))
+            llm_key(kube, params["namespace"] or kube.namespace or "default")
         if params["base_url"]:
             return checks(params["base_url"])
         from ansible_collections.haw_icc.llm.plugins.module_utils._portforward import ServiceTunnel
 
-        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
-
-        # api_key is the LLM server's key here, never a Kubernetes token.
-        kube = build_client(**dict(module.connection_params(), api_key=None))
         namespace = params["namespace"] or kube.namespace or "default"
         tunnel = ServiceTunnel(kube, namespace, params["service"], params["port"])
         try:
@@ -273,6 +317,8 @@ def main():
         question=dict(type="str", default="What is the capital of Germany? Answer in one word."),
         max_tokens=dict(type="int", default=32, no_log=False),
         api_key=dict(type="str", no_log=True),
+        api_key_secret=dict(type="str", no_log=False),
+        api_key_secret_key=dict(type="str", default="api-key", no_log=False),
         stream=dict(type="bool", default=True),
         metrics=dict(type="bool", default=False),
         requests=dict(type="int", default=0),
