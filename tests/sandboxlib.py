@@ -540,3 +540,23 @@ def vllm_startup_check(argv, env):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert lines, "vllm_startup_check.py printed no verdict: %s" % proc.stderr[-3000:]
     return json.loads(lines[-1])
+
+
+LLM_HEALTH_PLAY = """
+- name: Ask the engine
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ask
+      haw_icc.llm.llm_health:
+        kubeconfig: "{{ icc_kubeconfig }}"
+        namespace: "{{ icc_namespace }}"
+%s
+"""
+
+
+def llm_health_play(**options):
+    """A play of one task, "Ask": haw_icc.llm.llm_health with the host's kubeconfig and namespace and
+    ``options`` (JSON values are YAML)."""
+    return LLM_HEALTH_PLAY % "\n".join("        %s: %s" % (k, json.dumps(v)) for k, v in options.items())
+

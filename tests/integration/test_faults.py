@@ -23,7 +23,7 @@ import json
 import threading
 
 from sandboxlib import (MODEL, NODES_YAML, READER, ask_engine, container_arg, engine_deployment, live_pods, pod_ready,
-                        remove_collection, run_playbook, sandbox_sh, wait_settled, wait_until)
+                        llm_health_play, remove_collection, run_playbook, sandbox_sh, wait_settled, wait_until)
 
 API_NS = "wcls017-default"
 NODE_NS = READER  # may read nodes: status.yml can tell that the pod's node is gone
@@ -31,20 +31,7 @@ RACE_NS = "wcls018-default"
 BOUND = 300  # seconds: a deploy whose API server went away must have ended by then
 NO_WEBUI = {"icc_webui": False}
 
-HEALTH = """
-- name: Ask the engine
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Ask
-      haw_icc.llm.llm_health:
-        kubeconfig: "{{ icc_kubeconfig }}"
-        namespace: "{{ icc_namespace }}"
-        service: vllm
-        model: %s
-        stream: false
-        wait_timeout: 0
-""" % MODEL
+HEALTH = llm_health_play(service="vllm", model=MODEL, stream=False, wait_timeout=0)
 
 
 def in_background(**kwargs):

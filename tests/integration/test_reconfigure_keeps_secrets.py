@@ -20,7 +20,8 @@ import sys
 import urllib.error
 import urllib.request
 
-from sandboxlib import MODEL, REPO, engine_deployment, free_port, remove_collection, run_playbook, wait_until
+from sandboxlib import (MODEL, REPO, engine_deployment, free_port, llm_health_play, remove_collection, run_playbook,
+                        wait_until)
 
 NS = "wcls013-default"
 SECOND = "HuggingFaceTB/SmolLM2-135M-Instruct-GPTQ"  # served by the sandbox engine too
@@ -80,26 +81,13 @@ def test_llm_health_reads_the_api_key_from_the_secret_against_an_engine_that_che
                 return False
             return False
         wait_until(up, timeout=60, what="the key-checking llama.cpp server")
-        play = """
-- name: Ask
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Ask
-      haw_icc.llm.llm_health:
-        kubeconfig: "{{ icc_kubeconfig }}"
-        namespace: "{{ icc_namespace }}"
-        base_url: %s
-        model: %s
-        stream: false
-%s
-"""
-        without = run_playbook(play % (base, MODEL, ""), limit=NS)
+        without = run_playbook(llm_health_play(base_url=base, model=MODEL, stream=False), limit=NS)
         assert without.rc != 0 and "401" in " ".join(without.failure_messages()), without.failure_messages()
-        wrong = run_playbook(play % (base, MODEL, "        api_key_secret: no-such-secret"), limit=NS)
+        wrong = run_playbook(llm_health_play(base_url=base, model=MODEL, stream=False, api_key_secret="no-such-secret"),
+                             limit=NS)
         assert wrong.rc != 0 and "api_key_secret='no-such-secret': no Secret of that name in namespace %s" % NS \
             in " ".join(wrong.failure_messages()), wrong.failure_messages()
-        ok = run_playbook(play % (base, MODEL, "        api_key_secret: engine-key"), limit=NS)
+        ok = run_playbook(llm_health_play(base_url=base, model=MODEL, stream=False, api_key_secret="engine-key"), limit=NS)
         assert ok.rc == 0, ok.failure_messages() or ok.stdout[-3000:]
         assert ok.result("Ask", NS)["answer"].strip()
         assert API_KEY not in ok.stdout and API_KEY not in ok.stderr
