@@ -59,7 +59,9 @@ def render(version, flags):
         "from __future__ import annotations",
         "",
         "VLLM_FLAGS_VERSION = %r" % version,
-        "# flag -> (values: 0 a switch, 1 one value, '?' / '*' / '+' as argparse's nargs; choices or None)",
+        "# flag -> (values: 0 a switch, 1 one value, '?' / '*' / '+' as argparse's nargs; choices or None).",
+        "# vLLM 0.8.5 picks some choice lists by the process's hash seed (--guided-decoding-backend: V0's or",
+        "# V1's Literal); those keep only the values its parser accepts under every seed.",
         "VLLM_FLAGS = {",
     ]
     for name in sorted(flags):
@@ -75,8 +77,41 @@ def render(version, flags):
     return "\n".join(lines) + "\n"
 
 
+# vLLM 0.8.5 builds some choices from a set of type hints (engine/arg_utils.py get_kwargs: a Union of two
+# Literals for --guided-decoding-backend), so which list its parser accepts depends on the process's
+# hash seed. The table keeps what every seed accepts: the intersection over these seeds.
+SEEDS = range(8)
+
+
+def stable_table():
+    import json
+    import os
+    import subprocess
+
+    version, merged = None, None
+    for seed in SEEDS:
+        out = subprocess.run([sys.executable, __file__, "--json"], capture_output=True, text=True, check=True,
+                             env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout
+        version, flags = json.loads(out.strip().splitlines()[-1])
+        flags = {k: (v[0], v[1]) for k, v in flags.items()}
+        if merged is None:
+            merged = flags
+            continue
+        if set(flags) != set(merged):
+            raise SystemExit("vLLM's flags differ between hash seeds: %s" % sorted(set(flags) ^ set(merged)))
+        for name, (values, choices) in flags.items():
+            if choices is not None and merged[name][1] is not None:
+                merged[name] = (values, [c for c in merged[name][1] if c in choices])
+    return version, merged
+
+
 def main():
-    text = render(*table())
+    if "--json" in sys.argv:
+        import json
+
+        print(json.dumps(table()))
+        return
+    text = render(*stable_table())
     if "--print" in sys.argv:
         sys.stdout.write(text)
     else:

@@ -8,7 +8,9 @@ real vLLM and fails on any difference."""
 from __future__ import annotations
 
 VLLM_FLAGS_VERSION = '0.8.5'
-# flag -> (values: 0 a switch, 1 one value, '?' / '*' / '+' as argparse's nargs; choices or None)
+# flag -> (values: 0 a switch, 1 one value, '?' / '*' / '+' as argparse's nargs; choices or None).
+# vLLM 0.8.5 picks some choice lists by the process's hash seed (--guided-decoding-backend: V0's or
+# V1's Literal); those keep only the values its parser accepts under every seed.
 VLLM_FLAGS = {
     '--additional-config': (1, None),
     '--allow-credentials': (0, None),
@@ -59,7 +61,7 @@ VLLM_FLAGS = {
     '--fully-sharded-loras': (0, None),
     '--generation-config': (1, None),
     '--gpu-memory-utilization': (1, None),
-    '--guided-decoding-backend': (1, ['auto', 'guidance', 'lm-format-enforcer', 'outlines', 'xgrammar']),
+    '--guided-decoding-backend': (1, ['auto', 'guidance', 'xgrammar']),
     '--hf-config-path': (1, None),
     '--hf-overrides': (1, None),
     '--hf-token': ('?', None),

@@ -38,7 +38,7 @@ USER_ENGINE = """
       vars:
         vllm_gpu_count: 1
         vllm_cpu: "1"
-        vllm_memory: 2Gi
+        vllm_memory: 8Gi  # the least the vLLM rules allow with the default 4 GiB swap
 """
 
 
