@@ -291,13 +291,15 @@ def check_extra_args(report, variable, extra, owned, flags=None, program=None, u
     if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
         report.refuse(variable, extra, "must be a list of strings", "a list such as ['--seed', '1']")
         return []
+    unsafe = [a for a in extra if not _SAFE_ARG.match(a)]
+    for arg in unsafe:  # values too: a newline in one could smuggle a second flag into the pod spec
+        report.refuse(variable, arg, "contains control characters", "plain text arguments")
+    if unsafe:
+        return extra
     i = 0
     while i < len(extra):
         arg = extra[i]
         i += 1
-        if not _SAFE_ARG.match(arg):
-            report.refuse(variable, arg, "contains control characters", "plain text arguments")
-            continue
         if not _is_flag(arg):
             if flags is not None:
                 report.refuse(variable, arg, "is a value without a flag before it", "flags and their values, "

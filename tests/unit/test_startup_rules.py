@@ -50,6 +50,13 @@ def test_vllm_extra_args_its_parser_would_refuse_are_refused(extra, message):
     assert len(found) == 1 and message in found[0], found
 
 
+def test_a_flag_value_with_control_characters_is_refused_too():
+    """A newline in the value of a known flag must not pass as that flag's value."""
+    found = refusals(_engine.check_vllm(vllm_cfg(extra_args=["--seed", "1\n- --tensor-parallel-size=4"])),
+                     "vllm_extra_args")
+    assert len(found) == 1 and "contains control characters" in found[0], found
+
+
 def test_tgi_extra_args_are_checked_against_the_launchers_flags():
     assert refusals(_engine.check_tgi(tgi_cfg(extra_args=["--max-batch-size", "32"])), "tgi_extra_args") == []
     [msg] = refusals(_engine.check_tgi(tgi_cfg(extra_args=["--max-model-len", "4096"])), "tgi_extra_args")
