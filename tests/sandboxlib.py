@@ -559,4 +559,3 @@ def llm_health_play(**options):
     """A play of one task, "Ask": haw_icc.llm.llm_health with the host's kubeconfig and namespace and
     ``options`` (JSON values are YAML)."""
     return LLM_HEALTH_PLAY % "\n".join("        %s: %s" % (k, json.dumps(v)) for k, v in options.items())
-

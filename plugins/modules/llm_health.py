@@ -136,6 +136,13 @@ EXAMPLES = r"""
     base_url: http://127.0.0.1:8000
     requests: 20
     concurrency: 4
+
+- name: Ask an engine that requires an API key, with the key from the Secret the vllm role stored
+  haw_icc.llm.llm_health:
+    namespace: wabc123-default
+    service: vllm
+    api_key_secret: vllm-api-key
+    stream: false
 """
 
 RETURN = r"""
