@@ -17,6 +17,13 @@ SANDBOX_DIR = pathlib.Path(os.environ.get("SANDBOX_DIR", REPO / ".sandbox"))
 READER = "wstu001-default"  # may read nodes and pods cluster-wide
 NS_ONLY = "wstu002-default"  # may read nothing outside its namespace
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# SmolLM2-135M has 9 attention heads and 3 KV heads, so vLLM splits it over 1 or 3 GPUs only (the
+# preflight refuses 2 and 4). Tests of 2- and 4-GPU engines deploy TinyLlama's names instead: 32 heads
+# and 4 KV heads, any GPU count of a node. The sandbox engine answers under them (models.txt), with its
+# 2048-token context (MODEL_TP_VARS).
+MODEL_TP = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+MODEL_TP_SECOND = "TinyLlama/TinyLlama-1.1B-Chat-v0.6"
+MODEL_TP_VARS = {"icc_model": MODEL_TP, "icc_max_total_tokens": 2048}
 
 
 class Sandbox:
@@ -498,6 +505,62 @@ def pytest_collection_modifyitems(config, items):
     order = sorted(modules)
     random.Random(int(seed)).shuffle(order)
     items[:] = [item for name in order for item in modules[name]]
+
+
+# --- vLLM 0.8.5's own start-up checks on every vLLM pod (tests/cluster/pod_runner.py) ---------------
+#
+# With SANDBOX_VLLM_CHECKS=1 (`make test`), no vLLM pod becomes Ready before vLLM's own code has
+# accepted its argv and kubelet environment; a refused pod crash-loops as on a node. The session
+# reports how many pods were checked and fails on a refusal that no test asked for.
+
+_VLLM_CHECKS = {"start": 0, "expected": set()}
+
+
+def vllm_checks_on():
+    return (SANDBOX_DIR / "pod-runner.ready").exists()
+
+
+def vllm_checks():
+    """The verdicts pod_runner.py recorded in this test session, oldest first."""
+    path = SANDBOX_DIR / "vllm-checks.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines[_VLLM_CHECKS["start"]:] if line.strip()]
+
+
+def expect_vllm_refusals(namespace):
+    """A test that makes vLLM refuse pods on purpose names their namespace here."""
+    _VLLM_CHECKS["expected"].add(namespace)
+
+
+def pytest_sessionstart(session):  # pylint: disable=unused-argument
+    path = SANDBOX_DIR / "vllm-checks.jsonl"
+    _VLLM_CHECKS["start"] = len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _unexpected_refusals():
+    return [c for c in vllm_checks() if not c["ok"] and c["namespace"] not in _VLLM_CHECKS["expected"]]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if vllm_checks_on() and _unexpected_refusals() and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: disable=unused-argument
+    if not vllm_checks_on():
+        if (SANDBOX_DIR / "admin.kubeconfig").exists():
+            terminalreporter.write_line("vLLM 0.8.5 start-up checks of the pods: off (SANDBOX_VLLM_CHECKS=0)")
+        return
+    checks = vllm_checks()
+    refused = [c for c in checks if not c["ok"]]
+    terminalreporter.section("vLLM 0.8.5's own start-up checks on the vLLM pods (tests/cluster/pod_runner.py)")
+    terminalreporter.write_line("%d vLLM pods created in this session ran vLLM 0.8.5's start-up checks before "
+                                "they could become Ready: %d passed, %d refused (crash-looping as on a node)"
+                                % (len(checks), len(checks) - len(refused), len(refused)))
+    for c in refused:
+        expected = "expected" if c["namespace"] in _VLLM_CHECKS["expected"] else "NOT EXPECTED: a defect"
+        terminalreporter.write_line("  %s/%s, %s: %s (%s)" % (c["namespace"], c["pod"], c["stage"], c["error"],
+                                                            expected))
 
 
 # --- What a kubelet would give the pod's containers -------------------------------------------------

@@ -13,13 +13,15 @@
   the preflight's memory estimate (``verdict`` fits, tight, refuse or unknown, with ``message``).
 - ``engine_live_settings(deployment)``: model, quantization, context length, GPUs and shm of a live
   engine Deployment (for rollbacks).
+- ``engine_container_problems(pods)``: what keeps the pods' containers from running (a crash loop with
+  the program's last error line, an image that cannot be pulled, a missing Secret), one sentence each.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _rollout
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
 
 
@@ -106,6 +108,10 @@ def engine_live_settings(deployment):
     return _engine.live_settings(_plain(deployment))
 
 
+def engine_container_problems(pods):
+    return _rollout.container_problems(_plain(pods))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -123,4 +129,5 @@ class FilterModule(object):
             "engine_pod_config": engine_pod_config,
             "engine_tgi_env": engine_tgi_env,
             "vllm_memory": vllm_memory,
+            "engine_container_problems": engine_container_problems,
         }

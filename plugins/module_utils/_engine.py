@@ -272,6 +272,53 @@ def check_gpu_count(report, variable, count, info):
                      "1 to %d (all GPUs of a pod must be on one node)" % high)
 
 
+# How each engine splits attention over tensor-parallel GPUs (tp = the GPU count), from the pinned
+# sources:
+# - vLLM 0.8.5: ModelConfig.verify_with_parallel_config refuses heads % tp != 0 ("Total number of
+#   attention heads (9) must be divisible by tensor parallel size (2)"); QKVParallelLinear splits
+#   the KV heads when there are at least tp of them and replicates them otherwise, asserting
+#   kv % tp == 0 or tp % kv == 0.
+# - TGI 2.4.1 (server/text_generation_server/models/custom_modeling/flash_llama_modeling.py,
+#   FlashLlamaAttention.__init__): "`num_heads` must be divisible by `num_shards`" and the KV heads
+#   are divided by the shard count (num_key_value_heads // num_shards), so both must divide.
+TP_RULES = {
+    "vllm": ("the attention heads must divide by it, and the KV heads must divide by it or divide it",
+             lambda heads, kv, tp: heads % tp == 0 and (kv % tp == 0 or tp % kv == 0)),
+    "tgi": ("the attention heads and the KV heads must both divide by it",
+            lambda heads, kv, tp: heads % tp == 0 and kv % tp == 0),
+}
+ENGINE_NAMES = {"vllm": "vLLM", "tgi": "TGI"}
+
+
+def tensor_parallel_sizes(engine, heads, kv_heads, max_count):
+    """The GPU counts from 1 to ``max_count`` that ``engine`` can split these heads over."""
+    allowed = TP_RULES[engine][1]
+    return [tp for tp in range(1, max_count + 1) if allowed(heads, kv_heads, tp)]
+
+
+def check_tensor_parallel(report, engine, variable, model, count, info):
+    """Refuse a GPU count (the tensor-parallel size) that ``engine`` cannot split the model's
+    attention heads over; warn when the heads of the model are not known."""
+    if not isinstance(count, int) or count <= 1 or not isinstance(model, str) or not model:
+        return
+    facts = model_size_hint(model) or {}
+    if "heads" not in facts:
+        report.warn("%s=%d: the attention heads of %s are not known to this collection, so it cannot check "
+                    "that %s can split them over %d GPUs (they must divide by the GPU count); if the server "
+                    "refuses the tensor-parallel size, use a count that divides the model's "
+                    "num_attention_heads and num_key_value_heads (its config.json)."
+                    % (variable, count, model, ENGINE_NAMES[engine], count))
+        return
+    rule, allowed = TP_RULES[engine]
+    if allowed(facts["heads"], facts["kv_heads"], count):
+        return
+    sizes = tensor_parallel_sizes(engine, facts["heads"], facts["kv_heads"], info["max_per_node"] if info else 4)
+    report.refuse(variable, count, "%s has %d attention heads and %d KV heads, and %s cannot split them over "
+                  "%d GPUs (%s)" % (model, facts["heads"], facts["kv_heads"], ENGINE_NAMES[engine], count, rule),
+                  "%s (the GPU counts this model allows on one node)"
+                  % " or ".join(str(n) for n in sizes))
+
+
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
 
 
@@ -434,7 +481,8 @@ def check_vllm(cfg):
         report.refuse(p + "served_model_name", served, "not a usable model name (letters, digits, "
                       "'.', '_', '-', '/', ':'; no spaces or shell characters)", "the model id")
     info = gpu_facts(report, p + "gpu_type", cfg.get("gpu_type"))
-    check_gpu_count(report, p + "gpu_count", cfg.get("gpu_count"), info)
+    if check_gpu_count(report, p + "gpu_count", cfg.get("gpu_count"), info):
+        check_tensor_parallel(report, "vllm", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info)
     cc = info["compute_capability"] if info else (7, 0)
     dtype = cfg.get("dtype")
     if dtype not in VLLM_DTYPES:
@@ -565,6 +613,7 @@ def check_tgi(cfg):
     cc = info["compute_capability"] if info else (7, 0)
     if count_ok and cfg["gpu_count"] > 1 and cc < FLASH_ATTENTION_MIN_CC:
         if cfg.get("allow_sharding_on_v100") is True:
+            check_tensor_parallel(report, "tgi", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info)
             report.warn("tgi_allow_sharding_on_v100=true: TGI shards only flash-attention models, "
                         "and %s (compute capability %s) has no flash attention; the server will most "
                         "likely fail to start with %d shards. Use vllm with tensor parallelism for "
@@ -735,22 +784,23 @@ def check(kind, cfg):
 
 # --- Memory fit (preflight estimate) -----------------------------------------------------------
 
-# Known models: parameters (billions), layers, KV heads and head size (for the KV cache per token).
+# Known models: parameters (billions), layers, attention heads and KV heads (for the tensor-parallel
+# rule) and head size (for the KV cache per token), from each model's config.json.
 # Matched by a regular expression on the lower-case model id; the first match wins.
 MODEL_TABLE = (
-    (r"mixtral-8x7b", {"params_b": 46.7, "layers": 32, "kv_heads": 8, "head_dim": 128}),
-    (r"mistral-7b", {"params_b": 7.24, "layers": 32, "kv_heads": 8, "head_dim": 128}),
-    (r"llama-2-7b", {"params_b": 6.74, "layers": 32, "kv_heads": 32, "head_dim": 128}),
-    (r"llama-2-13b", {"params_b": 13.0, "layers": 40, "kv_heads": 40, "head_dim": 128}),
-    (r"llama-2-70b", {"params_b": 69.0, "layers": 80, "kv_heads": 8, "head_dim": 128}),
-    (r"llama-3(\.\d)?-8b", {"params_b": 8.03, "layers": 32, "kv_heads": 8, "head_dim": 128}),
-    (r"llama-3(\.\d)?-70b", {"params_b": 70.6, "layers": 80, "kv_heads": 8, "head_dim": 128}),
-    (r"tinyllama.*1\.1b", {"params_b": 1.1, "layers": 22, "kv_heads": 4, "head_dim": 64}),
-    (r"smollm2-135m", {"params_b": 0.135, "layers": 30, "kv_heads": 3, "head_dim": 64}),
-    (r"smollm2-360m", {"params_b": 0.362, "layers": 32, "kv_heads": 5, "head_dim": 64}),
-    (r"smollm2-1\.7b", {"params_b": 1.71, "layers": 24, "kv_heads": 32, "head_dim": 64}),
-    (r"qwen2\.5-7b", {"params_b": 7.62, "layers": 28, "kv_heads": 4, "head_dim": 128}),
-    (r"phi-3-mini", {"params_b": 3.82, "layers": 32, "kv_heads": 32, "head_dim": 96}),
+    (r"mixtral-8x7b", {"params_b": 46.7, "layers": 32, "heads": 32, "kv_heads": 8, "head_dim": 128}),
+    (r"mistral-7b", {"params_b": 7.24, "layers": 32, "heads": 32, "kv_heads": 8, "head_dim": 128}),
+    (r"llama-2-7b", {"params_b": 6.74, "layers": 32, "heads": 32, "kv_heads": 32, "head_dim": 128}),
+    (r"llama-2-13b", {"params_b": 13.0, "layers": 40, "heads": 40, "kv_heads": 40, "head_dim": 128}),
+    (r"llama-2-70b", {"params_b": 69.0, "layers": 80, "heads": 64, "kv_heads": 8, "head_dim": 128}),
+    (r"llama-3(\.\d)?-8b", {"params_b": 8.03, "layers": 32, "heads": 32, "kv_heads": 8, "head_dim": 128}),
+    (r"llama-3(\.\d)?-70b", {"params_b": 70.6, "layers": 80, "heads": 64, "kv_heads": 8, "head_dim": 128}),
+    (r"tinyllama.*1\.1b", {"params_b": 1.1, "layers": 22, "heads": 32, "kv_heads": 4, "head_dim": 64}),
+    (r"smollm2-135m", {"params_b": 0.135, "layers": 30, "heads": 9, "kv_heads": 3, "head_dim": 64}),
+    (r"smollm2-360m", {"params_b": 0.362, "layers": 32, "heads": 15, "kv_heads": 5, "head_dim": 64}),
+    (r"smollm2-1\.7b", {"params_b": 1.71, "layers": 24, "heads": 32, "kv_heads": 32, "head_dim": 64}),
+    (r"qwen2\.5-7b", {"params_b": 7.62, "layers": 28, "heads": 28, "kv_heads": 4, "head_dim": 128}),
+    (r"phi-3-mini", {"params_b": 3.82, "layers": 32, "heads": 32, "kv_heads": 32, "head_dim": 96}),
 )
 # Bits per weight of each quantization (vLLM and TGI names).
 QUANT_BITS = {"gptq": 4, "awq": 4, "awq_marlin": 4, "gptq_marlin": 4, "marlin": 4, "bitsandbytes": 4,
@@ -767,7 +817,7 @@ _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([bm])(?![a-z])")
 def model_size_hint(model):
     """Architecture facts of a model id: from MODEL_TABLE, else parameters from the size hint in the
     name (``7B``, ``13b``, ``135M``, ``8x7B``). Returns a dict with ``params_b`` and ``source``
-    (``table`` or ``name``), plus ``layers``/``kv_heads``/``head_dim`` from the table; None when the
+    (``table`` or ``name``), plus ``layers``/``heads``/``kv_heads``/``head_dim`` from the table; None when the
     size is unknown."""
     name = str(model or "").lower()
     for pattern, facts in MODEL_TABLE:

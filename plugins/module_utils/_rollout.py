@@ -54,15 +54,55 @@ _TAINT = re.compile(r"untolerated taint\s*\{([^:}]+):")
 _COUNT = re.compile(r"^\s*(\d+)\s+(.*?)\s*$")
 
 
+def last_exit(cs):
+    """How a container last ended, from its ``lastState.terminated``: exit code, reason and the last
+    line of its termination message, e.g. ``It last exited with code 1 (Error): ValueError: ...``;
+    '' when it has not ended before. The roles' containers set ``terminationMessagePolicy:
+    FallbackToLogsOnError``, so the kubelet puts the tail of the log there when the program writes no
+    termination message (vLLM and TGI write none): the program's own last error line."""
+    ended = ((cs or {}).get("lastState") or {}).get("terminated") or {}
+    if not ended:
+        return ""
+    text = "It last exited with code %s" % ended.get("exitCode", "?")
+    if ended.get("reason"):
+        text += " (%s)" % ended["reason"]
+    lines = [line.strip() for line in str(ended.get("message") or "").splitlines() if line.strip()]
+    if lines:
+        text += ": %s" % lines[-1][:500]
+    return text
+
+
 def _waiting_failure(pod, cs, waiting):
     reason = waiting["reason"]
     hint = _FAIL_WAITING[reason]
     if "%s" in hint:
         hint = hint % _IMAGE_VARS.get(cs.get("name"), "the image")
     image = cs.get("image") or ""
-    return "container %s of pod %s%s: %s: %s (%s)" % (
+    text = "container %s of pod %s%s: %s: %s (%s)" % (
         cs.get("name"), pod["metadata"].get("name"), (" (image %s)" % image) if image else "", reason,
         waiting.get("message", ""), hint)
+    ended = last_exit(cs)
+    return "%s. %s" % (text, ended.rstrip(".")) if ended else text
+
+
+def container_problems(pods):
+    """What keeps the containers of live ``pods`` from running, one sentence each (status.yml):
+    a waiting reason after which waiting does not help, the hint for it, the restarts and how the
+    container last ended."""
+    out = []
+    for pod in pods or []:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _FAIL_WAITING:
+                text = _waiting_failure(pod, cs, waiting)
+                restarts = int(cs.get("restartCount") or 0)
+                if restarts:
+                    text += " (restarted %d time%s)" % (restarts, "" if restarts == 1 else "s")
+                out.append(text[0].upper() + text[1:])
+    return out
 
 
 def unschedulable_message(pod):

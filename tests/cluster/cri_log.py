@@ -8,11 +8,16 @@ import datetime
 import sys
 
 
+def cri_line(line, stream="stdout"):
+    """One log line in the CRI format, stamped now."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    return "%s %s F %s\n" % (stamp, stream, line.rstrip("\n"))
+
+
 def main():
     out = sys.stdout
     for line in sys.stdin:
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-        out.write("%s stdout F %s\n" % (stamp, line.rstrip("\n")))
+        out.write(cri_line(line))
         out.flush()
 
 

@@ -11,7 +11,9 @@
 #                       stop only the API server / start it again with the same arguments (fault tests)
 #
 # Environment: SANDBOX_DIR (run directory, default <repo>/.sandbox), SANDBOX_ENGINE=0 (no LLM),
-# SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below).
+# SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below),
+# SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod, pod_runner.py; needs the
+# vLLM venv of hack/vllm-env.sh, which it builds if missing; `make test` sets it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,6 +26,7 @@ engine_port=${SANDBOX_ENGINE_PORT:-18000}
 webui_port=${SANDBOX_WEBUI_PORT:-18080}
 class_size=${SANDBOX_CLASS_SIZE:-30}
 engine=${SANDBOX_ENGINE:-1}
+vllm_checks=${SANDBOX_VLLM_CHECKS:-0}
 py="$repo/.venv/bin/python"
 
 log() { echo "sandbox: $*" >&2; }
@@ -63,7 +66,7 @@ stop_proc() { # name: TERM to its process group, KILL after 5 s
 stop() {
   [ -d "$run/pids" ] || { log "not running"; rm -rf "$run"; return 0; }
   # Reverse start order: clients first, etcd last.
-  for name in webui-standin engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in pod-runner webui-standin engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     stop_proc "$name"
   done
   # Port-forwards and other helpers that tests registered.
@@ -179,10 +182,18 @@ wait_for() { # description, timeout seconds, command...
   done
 }
 
-kwok_config() {
+kwok_source() { # the kwok module's source directory (its stock stages and CRDs)
   local k
   k=$(cd "$run" && GOFLAGS=-mod=mod go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION
   [ -d "$k" ] || k=$(cd /tmp && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p')
+  echo "$k"
+}
+
+kwok_config() {
+  local k gate=/dev/null
+  k=$(kwok_source)
+  # With the vLLM checks, kwok's pod-ready stage waits for pod_runner.py's verdict on vLLM pods.
+  [ "$vllm_checks" = 1 ] && gate="$here/manifests/kwok-engine-gate.yaml.part"
   {
     # pod/fast/pod-ready.yaml and pod/fast/pod-delete.yaml are replaced by the copies in
     # manifests/kwok-faults.yaml.tmpl (they skip the pods of the fault stages).
@@ -192,7 +203,8 @@ kwok_config() {
              volume/fast/pvc-delete.yaml; do
       cat "$k/kustomize/stage/$f"; echo "---"
     done
-    cat "$here/manifests/kwok-faults.yaml.tmpl"; echo "---"
+    awk -v gate="$gate" '/__ENGINE_GATE__/ { while ((getline line < gate) > 0) print line; next } { print }' \
+      "$here/manifests/kwok-faults.yaml.tmpl"; echo "---"
     sed "s|__ENGINE_PORT__|$engine_port|g; s|__WEBUI_PORT__|$webui_port|g; s|__RUN__|$run|g; s|__STANDIN__|$here/standin|g" \
       "$here/manifests/kwok-debugging.yaml.tmpl"
   } > "$run/kwok.yaml"
@@ -284,7 +296,15 @@ up() {
     --authorization-kubeconfig="$run/admin.kubeconfig" --leader-elect=false \
     --bind-address=127.0.0.1 --secure-port=0 --v=0
   kwok_config
-  start_proc kwok env PATH="$here/standin:$PATH" "$bin/kwok" --kubeconfig="$run/admin.kubeconfig" --config="$run/kwok.yaml" \
+  local crds=() vllm_py=""
+  if [ "$vllm_checks" = 1 ]; then
+    vllm_py=$(bash "$repo/hack/vllm-env.sh" | tail -1)/bin/python
+    # Per-pod logs (kwok's Logs objects) for the pods vLLM refuses.
+    kubectl_admin apply -f "$(kwok_source)/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" >/dev/null
+    wait_for "kwok's Logs CRD" 30 kubectl_admin get logs.kwok.x-k8s.io -A
+    crds=(--enable-crds=Logs)
+  fi
+  start_proc kwok env PATH="$here/standin:$PATH" "$bin/kwok" --kubeconfig="$run/admin.kubeconfig" --config="$run/kwok.yaml" "${crds[@]}" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --node-name=localhost --node-port="$kwok_port" \
     --server-address="127.0.0.1:$kwok_port" \
@@ -294,6 +314,10 @@ up() {
     [ -x "$py" ] || die "no Python environment at $repo/.venv: run 'make env' first"
     engine_config
     start_proc_cri engine "$py" -m llama_cpp.server --config_file "$run/engine.json"
+  fi
+  if [ "$vllm_checks" = 1 ]; then
+    start_proc pod-runner "$py" "$here/pod_runner.py" --kubeconfig "$run/admin.kubeconfig" --run "$run" \
+      --vllm-python "$vllm_py"
   fi
   start_proc_cri webui-standin "${py:-python3}" "$here/standin/webui_standin.py" --port "$webui_port" \
     --engine "http://127.0.0.1:$engine_port"
@@ -306,6 +330,9 @@ up() {
     wait_for "the LLM engine" 120 curl -sf "http://127.0.0.1:$engine_port/v1/models"
   fi
   wait_for "the WebUI stand-in" 30 curl -sf "http://127.0.0.1:$webui_port/health"
+  if [ "$vllm_checks" = 1 ]; then
+    wait_for "vLLM's start-up checks (pod_runner.py)" 180 test -f "$run/pod-runner.ready"
+  fi
   log "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s: $(status_line)"
 }
 

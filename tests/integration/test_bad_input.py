@@ -129,6 +129,11 @@ BAD = [
     case("deploy-bf16-on-v100", "deploy.yml", {"vllm_dtype": "bfloat16"}, "vllm_dtype=", "half (float16) or auto"),
     case("deploy-awq-with-vllm", "deploy.yml", {"icc_quantization": "awq"}, "icc_quantization", "quantization 'gptq'"),
     case("deploy-tgi-sharding", "deploy.yml", {"icc_engine": "tgi", "icc_gpu_count": 2}, "icc_gpu_count", "the vllm role"),
+    # SmolLM2-135M (the sandbox model) has 9 attention heads and 3 KV heads: vLLM splits them over 1 or 3 GPUs.
+    case("deploy-tp-does-not-divide-the-heads", "deploy.yml", {"icc_gpu_count": 2}, "icc_gpu_count=2",
+         "Use 1 or 3 (the GPU counts this model allows on one node)"),
+    case("role-vllm-tp-does-not-divide-the-heads", "role:vllm", {"vllm_model": MODEL, "vllm_gpu_count": 4},
+         "vllm_gpu_count=4", "Use 1 or 3"),
     case("deploy-tgi-input-not-below-total", "deploy.yml",
          {"icc_engine": "tgi", "icc_max_input_length": 4096, "icc_max_total_tokens": 4096},
          "icc_max_input_length", "for example 2048"),
@@ -157,7 +162,8 @@ BAD = [
     # --- the other playbooks ------------------------------------------------------------------
     case("scale-gpu_count-word", "scale.yml", {"gpu_count": "two"}, "gpu_count=two", "1 to 4"),
     case("scale-gpu_count-5", "scale.yml", {"gpu_count": 5}, "gpu_count", "1 to 4"),
-    case("scale-shm-word", "scale.yml", {"gpu_count": 2, "shm_size": "lots"}, "shm_size=lots", "32Gi"),
+    case("scale-shm-word", "scale.yml", {"gpu_count": 3, "shm_size": "lots"}, "shm_size=lots", "32Gi"),
+    case("scale-tp-does-not-divide-the-heads", "scale.yml", {"gpu_count": 4}, "gpu_count=4", "Use 1 or 3"),
     case("change_model-shell", "change_model.yml", {"model": "$(id)"}, "model=$(id)", "a Hugging Face model id"),
     case("change_model-max_model_len-word", "change_model.yml", {"model": MODEL, "max_model_len": "big"},
          "max_model_len=big", "a number such as 4096"),

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import threading
 
-from sandboxlib import (MODEL, NODES_YAML, READER, ask_engine, container_arg, engine_deployment, live_pods, pod_ready,
-                        llm_health_play, remove_collection, run_playbook, sandbox_sh, wait_settled, wait_until)
+from sandboxlib import (MODEL, MODEL_TP_VARS, NODES_YAML, READER, ask_engine, container_arg, engine_deployment,
+                        live_pods, pod_ready, llm_health_play, remove_collection, run_playbook, sandbox_sh, wait_settled, wait_until)
 
 API_NS = "wcls017-default"
 NODE_NS = READER  # may read nodes: status.yml can tell that the pod's node is gone
@@ -184,7 +184,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
 def test_two_deploys_into_one_namespace_at_once_leave_one_consistent_engine(sandbox):
     remove_collection(sandbox, RACE_NS)
     requests = {1: dict(NO_WEBUI, icc_gpu_count=1, icc_max_total_tokens=2048),
-                2: dict(NO_WEBUI, icc_gpu_count=2, icc_max_total_tokens=1024)}
+                3: dict(NO_WEBUI, icc_gpu_count=3, icc_max_total_tokens=1024)}
     try:
         threads = {gpus: in_background(playbook="playbooks/deploy.yml", limit=RACE_NS, extra_vars=ev, timeout=BOUND)
                    for gpus, ev in requests.items()}
@@ -213,7 +213,7 @@ def test_two_deploys_into_one_namespace_at_once_leave_one_consistent_engine(sand
         # The other interleaving, made certain: run A's new pod never becomes ready (kwok's never-ready
         # stage), so A is still waiting when run B, a plain deploy, replaces A's settings with its own.
         slow = in_background(playbook="playbooks/deploy.yml", limit=RACE_NS, timeout=BOUND, extra_vars=dict(
-            NO_WEBUI, icc_gpu_count=4, vllm_pod_annotations={
+            NO_WEBUI, icc_gpu_count=4, **MODEL_TP_VARS, vllm_pod_annotations={
                 "sandbox.haw-icc.de/fault": "never-ready",
                 "sandbox.haw-icc.de/fault-if-args-contain": " --tensor-parallel-size 4 "}))
 

@@ -100,11 +100,11 @@ def test_scale_whose_new_pod_never_becomes_ready_restores_the_previous_state(san
     assert before[:2] == ("1", "1")
 
     run = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={
-        "gpu_count": 2, "scale_timeout": SHORT_WAIT,
-        "vllm_pod_annotations": never_ready_when(" --tensor-parallel-size 2 ")})
+        "gpu_count": 3, "scale_timeout": SHORT_WAIT,
+        "vllm_pod_annotations": never_ready_when(" --tensor-parallel-size 3 ")})
     assert run.rc != 0
     msg = " ".join(run.failure_messages())
-    assert "Scaling %s from 1 to 2 GPUs failed" % NS in msg, msg
+    assert "Scaling %s from 1 to 3 GPUs failed" % NS in msg, msg
     assert "not available after %d s" % SHORT_WAIT in msg and "runs but is not ready" in msg, msg
     assert "The previous state (1 GPUs) was restored" in msg, msg
     restored = run.result("Ask the restored model a question", NS)

@@ -18,8 +18,8 @@ import pathlib
 
 import pytest
 
-from sandboxlib import (MODEL, NS_ONLY, READER, REPO, changes, cluster_snapshot, http_json, run_playbook,
-                        settled_cluster_snapshot)
+from sandboxlib import (MODEL_TP, MODEL_TP_SECOND, MODEL_TP_VARS, NS_ONLY, READER, REPO, changes,
+                        cluster_snapshot, http_json, run_playbook, settled_cluster_snapshot)
 
 A = READER  # wstu001-default
 B = NS_ONLY  # wstu002-default
@@ -41,7 +41,8 @@ def ask(sandbox, namespace, model):
 @pytest.fixture(scope="module")
 def b_deployed(sandbox):
     """Step 1 of B's lifecycle: B deploys an engine and Open WebUI with its own kubeconfig."""
-    run = run_playbook(PLAYBOOKS / "deploy.yml", limit=B)
+    # TinyLlama's name (MODEL_TP): the lifecycle scales it to 4 GPUs, which SmolLM2's 9 heads refuse.
+    run = run_playbook(PLAYBOOKS / "deploy.yml", limit=B, extra_vars=MODEL_TP_VARS)
     assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
     assert run.result("Ask the model a question through its Service", B)["answer"].strip()
     yield settled_cluster_snapshot(sandbox)
@@ -85,7 +86,7 @@ def test_a_is_refused_in_bs_namespace(sandbox, b_deployed, tmp_path, playbook):
 
 def test_bs_model_still_answers_after_the_refusals(sandbox, b_deployed):
     assert changes(b_deployed, cluster_snapshot(sandbox)) == {}
-    assert ask(sandbox, B, MODEL)["choices"][0]["message"]["content"].strip()
+    assert ask(sandbox, B, MODEL_TP)["choices"][0]["message"]["content"].strip()
 
 
 def test_students_have_no_cluster_admin_binding(sandbox):
@@ -123,11 +124,11 @@ def test_namespace_only_student_runs_the_whole_lifecycle(sandbox, b_deployed, tm
     assert scale.result("Ask the model a question through its Service", B)["answer"].strip()
     checks = ok("test_gpu.yml").result("Judge")["ansible_facts"]["test_gpu_checks"]
     assert all(c["ok"] for c in checks), checks
-    change = ok("change_model.yml", model=SECOND)
-    assert change.result("Ask the new model a question through its Service", B)["model"] == SECOND
+    change = ok("change_model.yml", model=MODEL_TP_SECOND)
+    assert change.result("Ask the new model a question through its Service", B)["model"] == MODEL_TP_SECOND
     report = ok("status.yml").result("Build the rows")["ansible_facts"]["status_report"]
     engine = [w for w in report["workloads"] if w["name"] == "vllm"][0]
-    assert engine["model"] == SECOND and engine["gpus"] == 4 and engine["ready"] == "1/1"
+    assert engine["model"] == MODEL_TP_SECOND and engine["gpus"] == 4 and engine["ready"] == "1/1"
     logs = ok("logs.yml", logs_lines=20).result("Analyse")["ansible_facts"]["logs_report"]
     assert {a["component"] for a in logs} == {"engine", "webui"}
     monitor = ok("monitor.yml", gpu_monitor_count=2, gpu_monitor_interval=1, gpu_monitor_dest=str(tmp_path))

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from sandboxlib import MODEL, REPO, run_playbook, wait_until
+from sandboxlib import MODEL, MODEL_TP, REPO, run_playbook, wait_until
 
 NS_VLLM = "wcls028-default"
 NS_TGI = "wcls029-default"
@@ -91,7 +91,7 @@ def http_get(url, timeout=20):
 @pytest.fixture(scope="module")
 def vllm(sandbox, inventory):
     cleanup(sandbox, NS_VLLM)
-    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_gpu_count=2,
+    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2,
                   vllm_api_key=API_KEY, vllm_hf_token=HF_TOKEN, vllm_node_affinity=True))
     yield run
     cleanup(sandbox, NS_VLLM)
@@ -108,6 +108,7 @@ def test_vllm_converge_objects_as_specified(sandbox, vllm):
     assert "haw-icc.de/config-checksum" in dep["spec"]["template"]["metadata"]["annotations"]
     [c] = spec["containers"]
     assert c["image"] == "vllm/vllm-openai:v0.8.5"
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"  # rollout_status shows the last log line
     args = c["args"]
     assert args[args.index("--tensor-parallel-size") + 1] == "2"
     assert args.count("--tensor-parallel-size") == 1
@@ -158,14 +159,14 @@ def test_vllm_service_reaches_the_engine(sandbox, vllm):
     proc, port = sandbox.port_forward(NS_VLLM, "svc/vllm", 8000)
     try:
         status, body = http_get("http://127.0.0.1:%d/v1/models" % port)
-        assert status == 200 and MODEL in body
+        assert status == 200 and MODEL_TP in body
     finally:
         proc.kill()
 
 
 def test_vllm_second_run_changes_nothing(sandbox, inventory, vllm):
     before = snapshot(sandbox, NS_VLLM)
-    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_gpu_count=2,
+    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2,
                   vllm_api_key=API_KEY, vllm_hf_token=HF_TOKEN, vllm_node_affinity=True))
     assert run.changed() == 0
     assert snapshot(sandbox, NS_VLLM) == before
@@ -173,7 +174,7 @@ def test_vllm_second_run_changes_nothing(sandbox, inventory, vllm):
 
 def test_vllm_check_mode_changes_nothing(sandbox, inventory, vllm):
     before = snapshot(sandbox, NS_VLLM)
-    run = ok(play("vllm", inventory, NS_VLLM, check=True, diff=True, vllm_model=MODEL, vllm_gpu_count=2,
+    run = ok(play("vllm", inventory, NS_VLLM, check=True, diff=True, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2,
                   vllm_api_key=API_KEY, vllm_hf_token=HF_TOKEN, vllm_node_affinity=True,
                   vllm_max_num_seqs=64))
     assert run.changed() >= 1  # the Deployment would change
@@ -187,7 +188,7 @@ def test_vllm_check_mode_changes_nothing(sandbox, inventory, vllm):
 
 def test_vllm_config_change_restarts_the_pod(sandbox, inventory, vllm):
     [old] = pods_of(sandbox, NS_VLLM, "vllm")
-    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_gpu_count=2, vllm_api_key=API_KEY,
+    run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2, vllm_api_key=API_KEY,
                   vllm_hf_token=HF_TOKEN, vllm_node_affinity=True, vllm_max_num_seqs=16))
     assert run.result("haw_icc.llm.vllm : Apply the vLLM server objects (PersistentVolumeClaim, Service, Deployment)")["changed"]
     [new] = pods_of(sandbox, NS_VLLM, "vllm")
@@ -196,7 +197,7 @@ def test_vllm_config_change_restarts_the_pod(sandbox, inventory, vllm):
         "--max-num-seqs") + 1]
     # A changed API key restarts the pod too (the Secret's version is part of the checksum).
     before = get(sandbox, NS_VLLM, "deployment", "vllm")["spec"]["template"]["metadata"]["annotations"]
-    ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL, vllm_gpu_count=2, vllm_api_key=API_KEY + "x",
+    ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2, vllm_api_key=API_KEY + "x",
             vllm_hf_token=HF_TOKEN, vllm_node_affinity=True, vllm_max_num_seqs=16))
     after = get(sandbox, NS_VLLM, "deployment", "vllm")["spec"]["template"]["metadata"]["annotations"]
     assert before["haw-icc.de/config-checksum"] != after["haw-icc.de/config-checksum"]
@@ -286,7 +287,7 @@ def test_tgi_converge_idempotent_and_absent(sandbox, inventory):
 def test_tgi_sharding_override_warns_and_shards(sandbox, inventory):
     cleanup(sandbox, NS_TGI)
     try:
-        run = ok(play("tgi", inventory, NS_TGI, tgi_model=MODEL, tgi_gpu_count=2,
+        run = ok(play("tgi", inventory, NS_TGI, tgi_model=MODEL_TP, tgi_gpu_count=2,
                       tgi_allow_sharding_on_v100=True, tgi_gpu_type="gpu-tesla-v100s"))
         warned = run.task_results("haw_icc.llm.tgi : Warn about risks of this TGI configuration")
         assert any("tgi_allow_sharding_on_v100=true" in str(r) for r in warned)

@@ -125,7 +125,7 @@ def walk(sandbox, tmp_path_factory):
         "gpu_monitor_count": 2, "gpu_monitor_interval": 1, "gpu_monitor_dest": str(out.monitor_dir)}))
     assert run.rc == 0, run.stdout[-3000:]
 
-    run = out.add("scale", vvv("scale.yml", limit=NS, extra_vars=dict(user_secrets, gpu_count=2)))
+    run = out.add("scale", vvv("scale.yml", limit=NS, extra_vars=dict(user_secrets, gpu_count=3)))
     assert run.rc == 0, run.stdout[-3000:]
     run = out.add("change_model", vvv("change_model.yml", limit=NS, extra_vars=dict(user_secrets, model=SECOND)))
     assert run.rc == 0, run.stdout[-3000:]

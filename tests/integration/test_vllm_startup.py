@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import subprocess
 
-from sandboxlib import (MODEL, REPO, kubelet_environment, live_pods, remove_collection, run_playbook,
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+
+from sandboxlib import (MODEL, MODEL_TP, REPO, kubelet_environment, live_pods, remove_collection, run_playbook,
                         vllm_startup_check, vllm_venv)
 
 NS = "wcls012-default"
@@ -79,3 +81,24 @@ def test_vllm_0_8_5_refuses_what_the_preflight_refuses():
     assert not verdict["ok"] and verdict["stage"] == "parallel config", verdict
     assert verdict["error"] == ("ValueError: Total number of attention heads (9) must be divisible by tensor "
                                 "parallel size (2).")
+
+
+def test_the_preflights_tensor_parallel_rule_agrees_with_vllm_0_8_5():
+    """Where the preflight refuses a GPU count for the heads, vLLM's own parallel-config check does
+    too, and where it allows one, vLLM starts: on the models of the sandbox's model store."""
+    def refused(model, tp):
+        report = _engine.Report()
+        _engine.check_tensor_parallel(report, "vllm", "vllm_gpu_count", model, tp, _engine.GPU_TYPES["gpu-tesla-v100"])
+        return [str(e) for e in report.errors]
+
+    for model, tp, length in ((MODEL, 3, 4096), (MODEL_TP, 4, 2048), (MODEL, 4, 4096)):
+        argv = ["--model", model, "--served-model-name", model, "--tensor-parallel-size", str(tp), "--dtype", "half",
+                "--max-model-len", str(length), "--swap-space", "4", "--enforce-eager"]
+        verdict = vllm_startup_check(argv, {"VLLM_USE_V1": "0"})
+        mine = refused(model, tp)
+        if mine:
+            assert not verdict["ok"] and verdict["stage"] == "parallel config", (model, tp, verdict)
+            assert "must be divisible by tensor parallel size (%d)" % tp in verdict["error"], verdict
+        else:
+            assert verdict["ok"], (model, tp, verdict)
+    assert refused(MODEL, 4) and not refused(MODEL, 3) and not refused(MODEL_TP, 4)

@@ -126,12 +126,12 @@ def test_deploy_check_mode_creates_nothing(sandbox):
 def test_preflight_refuses_more_gpus_than_the_quota_leaves(sandbox):
     remove_all(sandbox)
     try:
-        filler(sandbox, 3)
+        filler(sandbox, 2)
         before = snapshot(sandbox)
-        run = run_playbook("playbooks/deploy.yml", limit=NS, extra_vars={"icc_gpu_count": 2})
+        run = run_playbook("playbooks/deploy.yml", limit=NS, extra_vars={"icc_gpu_count": 3})
         assert run.rc != 0
         msg = " ".join(run.failure_messages())
-        assert "cannot be scheduled now" in msg and "quota allows 1 GPU" in msg, msg
+        assert "cannot be scheduled now" in msg and "quota allows 2 GPUs" in msg, msg
         assert snapshot(sandbox) == before
     finally:
         remove_all(sandbox)
@@ -152,23 +152,24 @@ def deployed(sandbox):
 
 
 def test_scale_up_and_down_changes_gpus_tp_and_shm_together(sandbox, deployed):
+    # SmolLM2-135M has 9 attention heads and 3 KV heads: 3 GPUs divide them, 2 and 4 do not.
     before = snapshot(sandbox)
-    check = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 2}, check=True)
+    check = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 3}, check=True)
     assert check.rc == 0, check.stdout[-3000:]
     assert snapshot(sandbox) == before
 
-    up = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 2})
+    up = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 3})
     assert up.rc == 0, up.stdout[-4000:]
     _dep, container, shm = engine(sandbox)
     res = container["resources"]
-    assert res["requests"]["nvidia.com/gpu"] == res["limits"]["nvidia.com/gpu"] == "2"
-    assert arg(container, "--tensor-parallel-size") == "2" and shm == "16Gi"
+    assert res["requests"]["nvidia.com/gpu"] == res["limits"]["nvidia.com/gpu"] == "3"
+    assert arg(container, "--tensor-parallel-size") == "3" and shm == "24Gi"
     assert arg(container, "--model") == MODEL
     assert up.result("Ask the model a question through its Service", NS)["answer"].strip()
     pods = sandbox.kubectl_json("-n", NS, "get", "pods", "-l", "app.kubernetes.io/component=engine")["items"]
     live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    assert len(live) == 1 and live[0]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    again = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 2})
+    assert len(live) == 1 and live[0]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "3"
+    again = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 3})
     assert again.rc == 0 and again.changed(NS) == 0
 
     down = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 1, "shm_size": "4Gi"})
@@ -190,10 +191,19 @@ def test_scale_beyond_capacity_is_refused_before_any_change(sandbox, deployed):
         msg = " ".join(run.failure_messages())
         assert "quota allows 2 GPUs once the current pod's 1 are released" in msg, msg
         assert snapshot(sandbox) == before
-        # 2 GPUs do fit that way (1 free + the engine's own 1) although only 1 is free now.
-        ok = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 2})
+        # 2 GPUs would fit the quota, but vLLM cannot split SmolLM2's 9 attention heads over 2 GPUs.
+        two = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 2})
+        assert two.rc != 0
+        msg = " ".join(two.failure_messages())
+        assert "vllm_gpu_count=2" in msg and "9 attention heads" in msg and "Use 1 or 3" in msg, msg
+        assert snapshot(sandbox) == before
+        # With a filler of 1, 3 GPUs fit that way (2 free + the engine's own 1) although only 2 are free now.
+        sandbox.kubectl("-n", NS, "delete", "deployment", "filler", "--cascade=foreground", "--wait=true",
+                        "--timeout=60s", timeout=90)
+        filler(sandbox, 1)
+        ok = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 3})
         assert ok.rc == 0, ok.stdout[-4000:]
-        assert arg(engine(sandbox)[1], "--tensor-parallel-size") == "2"
+        assert arg(engine(sandbox)[1], "--tensor-parallel-size") == "3"
         # More GPUs than a node has: refused by the engine rules, naming the variable.
         five = run_playbook("playbooks/scale.yml", limit=NS, extra_vars={"gpu_count": 5})
         assert five.rc != 0 and "vllm_gpu_count=5" in " ".join(five.failure_messages())

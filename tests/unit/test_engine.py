@@ -266,10 +266,11 @@ def test_tgi_sharding_refused_on_v100():
 
 
 def test_tgi_sharding_override_warns_loudly():
-    report = _engine.check_tgi(tgi_cfg(gpu_count=2, allow_sharding_on_v100=True))
+    tinyllama = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"  # 32 heads, 4 KV heads: 2 shards divide them
+    report = _engine.check_tgi(tgi_cfg(model=tinyllama, gpu_count=2, allow_sharding_on_v100=True))
     assert report.errors == []
     assert any("tgi_allow_sharding_on_v100=true" in w and "fail" in w for w in report.warnings)
-    args = _engine.tgi_args(tgi_cfg(gpu_count=2, allow_sharding_on_v100=True))
+    args = _engine.tgi_args(tgi_cfg(model=tinyllama, gpu_count=2, allow_sharding_on_v100=True))
     assert args[args.index("--num-shard") + 1] == "2"
 
 

@@ -74,6 +74,23 @@ def test_rollout_image_pull_errors_fail_fast_naming_the_image_and_the_variable(r
 def test_rollout_crash_loop_fails_fast_and_points_at_the_log():
     verdict = _rollout.rollout_status(dep(availableReplicas=0), [pod(waiting="CrashLoopBackOff")])
     assert verdict["state"] == "failed" and "CrashLoopBackOff" in verdict["reason"]
+    assert "last exited" not in verdict["reason"]  # no lastState: nothing invented
+
+
+def test_a_crash_loop_names_how_the_program_last_ended_with_its_own_last_line():
+    crashing = pod(waiting="CrashLoopBackOff")
+    crashing["status"]["containerStatuses"][0]["lastState"] = {"terminated": {
+        "exitCode": 1, "reason": "Error",
+        "message": "INFO 05-01 api_server.py:1043] vLLM API server version 0.8.5\n"
+                   "ValueError: Total number of attention heads (9) must be divisible by tensor parallel size (2).\n"}}
+    verdict = _rollout.rollout_status(dep(availableReplicas=0), [crashing])
+    assert verdict["state"] == "failed"
+    assert verdict["reason"].endswith(
+        "It last exited with code 1 (Error): ValueError: Total number of attention heads (9) must be divisible "
+        "by tensor parallel size (2)")
+    assert _rollout.last_exit({"lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}) == \
+        "It last exited with code 137 (OOMKilled)"
+    assert _rollout.last_exit({"lastState": {}}) == ""
     assert "kubectl logs --previous" in verdict["reason"]
 
 
@@ -355,3 +372,15 @@ def test_wait_rollout_reads_nodes_only_while_a_pod_is_unschedulable_and_stops_wh
     verdict = wait_rollout(lambda: (dep(availableReplicas=0), [unschedulable(message, gpus=1, cpu="40")]), timeout=600,
                            poll=2, unschedulable_grace=60, read_nodes=forbidden, clock=clock, sleep=clock.sleep)
     assert verdict["state"] == "failed" and clock.now == 60 and denied == [0]
+
+
+def test_container_problems_name_the_crash_loop_its_restarts_and_last_line_for_status():
+    crashing = pod(waiting="CrashLoopBackOff", name="vllm-1")
+    crashing["status"]["containerStatuses"][0].update(restartCount=3, lastState={"terminated": {
+        "exitCode": 1, "reason": "Error", "message": "ValueError: invalid literal for int() with base 10: 'tcp://x'"}})
+    [problem] = _rollout.container_problems([crashing, pod(name="ok"), pod(waiting="ContainerCreating", name="new"),
+                                            pod(waiting="CrashLoopBackOff", deleting=True, name="old")])
+    assert problem.startswith("Container c of pod vllm-1: CrashLoopBackOff: m (the container keeps crashing")
+    assert problem.endswith("It last exited with code 1 (Error): ValueError: invalid literal for int() with base "
+                            "10: 'tcp://x' (restarted 3 times)")
+    assert _rollout.container_problems([]) == []

@@ -4,6 +4,9 @@ attention settings, vLLM's FP8 minimum, the Secrets a reconfigure keeps."""
 
 from __future__ import annotations
 
+import json
+import pathlib
+
 import pytest
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
@@ -109,3 +112,67 @@ def test_live_settings_name_the_secrets_the_engine_env_refers_to():
 
 def test_wait_settings_are_not_part_of_the_pod_config():
     assert _engine.pod_config({"model": "m", "wait_timeout": 1800, "unschedulable_grace": 60}) == {"model": "m"}
+
+
+# --- tensor parallel against the attention heads ---------------------------------------------------------
+
+SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # 9 attention heads, 3 KV heads
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_a_gpu_count_that_does_not_divide_the_heads_is_refused_naming_the_variable(count):
+    [msg] = refusals(_engine.check_vllm(vllm_cfg(model=SMOLLM, gpu_count=count)), "vllm_gpu_count")
+    assert msg.startswith("vllm_gpu_count=%d: %s has 9 attention heads and 3 KV heads, and vLLM cannot split "
+                          "them over %d GPUs" % (count, SMOLLM, count))
+    assert msg.endswith("Use 1 or 3 (the GPU counts this model allows on one node).")
+
+
+@pytest.mark.parametrize("model,count", [(SMOLLM, 1), (SMOLLM, 3), ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", 2),
+                                         ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", 4),
+                                         ("mistralai/Mistral-7B-Instruct-v0.3", 4),
+                                         ("Qwen/Qwen2.5-7B-Instruct", 4)])
+def test_gpu_counts_that_divide_the_heads_pass(model, count):
+    report = _engine.check_vllm(vllm_cfg(model=model, gpu_count=count))
+    assert refusals(report, "vllm_gpu_count") == []
+    assert not [w for w in report.warnings if "attention heads" in w]
+
+
+def test_vllm_replicates_kv_heads_that_are_fewer_than_the_gpus_and_tgi_does_not():
+    # Qwen2.5-7B: 28 heads, 4 KV heads; SmolLM2-360M: 15 heads, 5 KV heads.
+    assert _engine.tensor_parallel_sizes("vllm", 28, 4, 4) == [1, 2, 4]
+    assert _engine.tensor_parallel_sizes("vllm", 32, 2, 4) == [1, 2, 4]
+    assert _engine.tensor_parallel_sizes("vllm", 32, 1, 4) == [1, 2, 4]
+    assert _engine.tensor_parallel_sizes("tgi", 32, 2, 4) == [1, 2]
+    assert _engine.tensor_parallel_sizes("vllm", 15, 5, 4) == [1]  # 3 divides the 15 heads, not the 5 KV heads
+
+
+def test_an_unknown_model_on_several_gpus_gets_a_warning_not_a_refusal():
+    report = _engine.check_vllm(vllm_cfg(model="someone/custom-model", gpu_count=2))
+    assert refusals(report, "vllm_gpu_count") == []
+    [warning] = [w for w in report.warnings if "attention heads" in w]
+    assert warning.startswith("vllm_gpu_count=2: the attention heads of someone/custom-model are not known")
+    one = _engine.check_vllm(vllm_cfg(model="someone/custom-model", gpu_count=1))
+    assert not [w for w in one.warnings if "attention heads" in w]
+
+
+def test_tgi_forced_to_shard_checks_the_heads_too():
+    [msg] = refusals(_engine.check_tgi(tgi_cfg(model=SMOLLM, gpu_count=2, allow_sharding_on_v100=True)),
+                     "tgi_gpu_count")
+    assert "TGI cannot split them over 2 GPUs (the attention heads and the KV heads must both divide by it)" in msg
+    assert msg.endswith("Use 1 or 3 (the GPU counts this model allows on one node).")
+
+
+def test_the_model_table_agrees_with_the_config_json_of_every_model_in_the_sandbox_store():
+    """tests/cluster/models holds the public config.json of the sandbox's models (what vLLM's start-up
+    check reads): the heads, KV heads and layers the preflight uses are the models' own."""
+    store = pathlib.Path(__file__).resolve().parents[1] / "cluster" / "models"
+    configs = sorted(store.glob("*/*/config.json"))
+    assert len(configs) >= 3
+    for path in configs:
+        model = "%s/%s" % (path.parent.parent.name, path.parent.name)
+        config = json.loads(path.read_text())
+        facts = _engine.model_size_hint(model)
+        assert facts and facts["source"] == "table", model
+        assert (facts["heads"], facts["kv_heads"], facts["layers"]) == (
+            config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]), model
+        assert facts["head_dim"] == config["hidden_size"] // config["num_attention_heads"], model
