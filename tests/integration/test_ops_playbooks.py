@@ -18,8 +18,11 @@ import urllib.error
 
 import pytest
 
-from sandboxlib import MODEL, REPO, http_json, run_playbook, wait_until
+from sandboxlib import MODEL_TP, REPO, http_json, run_playbook, wait_until
 from sandboxlib import snapshot as shared_snapshot
+# The engines of these tests run on up to 4 GPUs: TinyLlama's name (32 attention heads, 4 KV heads), as
+# SmolLM2's 9 heads divide by 1 or 3 only and vLLM's own checks (tests/cluster/pod_runner.py) refuse 2 or 4.
+ENGINE_MODEL = MODEL_TP
 
 OWN = "wcls030-default"
 CRASH = "wcls028-default"
@@ -38,7 +41,7 @@ WEBUI_LABELS = dict(LABELS, **{"app.kubernetes.io/name": "webui", "app.kubernete
                                "app.kubernetes.io/component": "webui"})
 
 
-def engine_objects(ns, gpus=4, tp=None, container="vllm", model=MODEL, webui=False):
+def engine_objects(ns, gpus=4, tp=None, container="vllm", model=ENGINE_MODEL, webui=False):
     """A labelled engine like the roles deploy: Deployment (GPUs, V100 toleration, shm), Service,
     PVC, the WebUI secret key and an engine API key Secret; optionally a WebUI Deployment+Service."""
     selector = {k: LABELS[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
@@ -60,6 +63,8 @@ def engine_objects(ns, gpus=4, tp=None, container="vllm", model=MODEL, webui=Fal
          "metadata": {"name": "vllm", "namespace": ns, "labels": LABELS},
          "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": selector},
                   "template": {"metadata": {"labels": LABELS}, "spec": {
+                      # As the roles render it: no Service link variables (a Service "vllm" breaks vLLM).
+                      "enableServiceLinks": False,
                       "tolerations": [{"key": "gpu-tesla-v100", "operator": "Exists", "effect": "NoSchedule"}],
                       "containers": [{
                           "name": container, "image": "vllm/vllm-openai:v0.8.5",
@@ -184,7 +189,7 @@ def test_status_lists_engine_service_and_pvc(sandbox, own_engine):
     engine = [w for w in report["workloads"] if w["name"] == "vllm"]
     assert engine, report
     engine = engine[0]
-    assert engine["engine"] == "vllm" and engine["model"] == MODEL
+    assert engine["engine"] == "vllm" and engine["model"] == ENGINE_MODEL
     assert engine["image"] == "vllm/vllm-openai:v0.8.5"
     assert engine["gpus"] == 4 and engine["ready"] == "1/1" and engine["restarts"] == 0
     assert engine["nodes"] == own_engine["spec"]["nodeName"]
@@ -193,7 +198,7 @@ def test_status_lists_engine_service_and_pvc(sandbox, own_engine):
     assert own_engine["status"]["podIP"] in services["vllm"]["endpoints"]
     assert [p["name"] for p in report["pvcs"]] == ["vllm-cache"] and report["pvcs"][0]["status"] == "Bound"
     table = run.result("Show the table")["msg"]
-    assert "Namespace %s" % OWN in table and MODEL in table and "vllm-cache" in table
+    assert "Namespace %s" % OWN in table and ENGINE_MODEL in table and "vllm-cache" in table
 
 
 # --- test_gpu ----------------------------------------------------------------------------------
@@ -206,7 +211,7 @@ def test_gpu_sees_the_standin_gpus_and_the_model_answers(sandbox, own_engine):
     assert all(c["ok"] for c in checks.values()), checks
     assert checks["GPUs seen = GPUs requested"]["detail"] == "pod sees 4, requests 4, limit 4"
     assert "= 4, GPUs requested 4" in checks["Tensor parallel = GPUs"]["detail"]
-    assert "model %s answered" % MODEL in checks["API answers"]["detail"]
+    assert "model %s answered" % ENGINE_MODEL in checks["API answers"]["detail"]
     facts = run.result("Parse the output")["ansible_facts"]
     assert [g["name"] for g in facts["test_gpu_gpus"]] == ["Tesla V100-PCIE-16GB"] * 4
     assert facts["test_gpu_gpus"][-1]["power.draw"] == "[N/A]"
@@ -214,7 +219,7 @@ def test_gpu_sees_the_standin_gpus_and_the_model_answers(sandbox, own_engine):
     assert any("NVIDIA-SMI" in line for line in facts["test_gpu_table"])
     assert int(facts["test_gpu_shm_mib"]) > 0
     health = run.result("Ask the API a question through the engine Service, timed")
-    assert health["model"] == MODEL and health["answer"].strip()
+    assert health["model"] == ENGINE_MODEL and health["answer"].strip()
 
 
 def test_gpu_reports_gpus_that_do_not_match_the_request(sandbox):
@@ -334,9 +339,9 @@ def test_access_opens_and_closes_the_ports(sandbox, own_engine, tmp_path):
         assert forwards["api"]["local_port"] == api_port and forwards["webui"]["local_port"] == webui_port
         assert forwards["api"]["service"] == "vllm" and forwards["webui"]["service"] == "webui"
         models = http_json("http://127.0.0.1:%d/v1/models" % api_port)
-        assert MODEL in [m["id"] for m in models["data"]]
+        assert ENGINE_MODEL in [m["id"] for m in models["data"]]
         assert forwards["api"]["url"] == "http://127.0.0.1:%d/v1" % api_port
-        assert MODEL in [m["id"] for m in http_json("http://127.0.0.1:%d/api/models" % webui_port)["data"]]
+        assert ENGINE_MODEL in [m["id"] for m in http_json("http://127.0.0.1:%d/api/models" % webui_port)["data"]]
         urls = "\n".join(run.result("Show the URLs")["msg"])
         assert "http://127.0.0.1:%d/v1" % api_port in urls and "http://127.0.0.1:%d/" % webui_port in urls
         pids = [f["pid"] for f in forwards.values()]
