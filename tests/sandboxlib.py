@@ -559,8 +559,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: di
                                 % (len(checks), len(checks) - len(refused), len(refused)))
     for c in refused:
         expected = "expected" if c["namespace"] in _VLLM_CHECKS["expected"] else "NOT EXPECTED: a defect"
-        terminalreporter.write_line("  %s/%s, %s: %s (%s)" % (c["namespace"], c["pod"], c["stage"], c["error"],
-                                                            expected))
+        line = "  %s/%s, %s: %s (%s)" % (c["namespace"], c["pod"], c["stage"], c["error"], expected)
+        terminalreporter.write_line(line)
 
 
 # --- What a kubelet would give the pod's containers -------------------------------------------------
