@@ -130,7 +130,7 @@ BAD = [
     case("deploy-awq-with-vllm", "deploy.yml", {"icc_quantization": "awq"}, "icc_quantization", "quantization 'gptq'"),
     case("deploy-tgi-sharding", "deploy.yml", {"icc_engine": "tgi", "icc_gpu_count": 2}, "icc_gpu_count", "the vllm role"),
     # SmolLM2-135M (the sandbox model) has 9 attention heads and 3 KV heads: vLLM splits them over 1 or 3 GPUs.
-    case("deploy-tp-does-not-divide-the-heads", "deploy.yml", {"icc_gpu_count": 2}, "icc_gpu_count=2",
+    case("deploy-tp-does-not-divide-the-heads", "deploy.yml", {"icc_gpu_count": 2}, "icc_gpu_count -> vllm_gpu_count=2",
          "Use 1 or 3 (the GPU counts this model allows on one node)"),
     case("role-vllm-tp-does-not-divide-the-heads", "role:vllm", {"vllm_model": MODEL, "vllm_gpu_count": 4},
          "vllm_gpu_count=4", "Use 1 or 3"),
