@@ -18,11 +18,10 @@ READER = "wstu001-default"  # may read nodes and pods cluster-wide
 NS_ONLY = "wstu002-default"  # may read nothing outside its namespace
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # SmolLM2-135M has 9 attention heads and 3 KV heads, so vLLM splits it over 1 or 3 GPUs only (the
-# preflight refuses 2 and 4). Tests of 2- and 4-GPU engines deploy TinyLlama's names instead: 32 heads
-# and 4 KV heads, any GPU count of a node. The sandbox engine answers under them (models.txt), with its
-# 2048-token context (MODEL_TP_VARS).
+# preflight refuses 2 and 4). Tests of 2- and 4-GPU engines deploy TinyLlama's name instead: 32 heads
+# and 4 KV heads, any GPU count of a node. The sandbox engine answers under that name (models.txt); its
+# config.json is in the model store, so vLLM's own checks see TinyLlama's 2048-token context (MODEL_TP_VARS).
 MODEL_TP = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
-MODEL_TP_SECOND = "TinyLlama/TinyLlama-1.1B-Chat-v0.6"
 MODEL_TP_VARS = {"icc_model": MODEL_TP, "icc_max_total_tokens": 2048}
 
 
