@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from sandboxlib import MODEL, READER, http_json, run_playbook, wait_until
+from sandboxlib import MODEL, READER, expect_vllm_refusals, http_json, run_playbook, wait_until
 
 NS = READER  # wstu001-default: a student with a read-only cluster view
 SECOND = "HuggingFaceTB/SmolLM2-135M-Instruct-GPTQ"  # served by the sandbox engine too
@@ -227,6 +227,8 @@ def test_change_model_then_a_failing_change_rolls_back(sandbox, deployed):
     _dep, container, _shm = engine(sandbox)
     assert arg(container, "--model") == SECOND and arg(container, "--served-model-name") == SECOND
 
+    # vLLM's own start-up check cannot find a model that does not exist: that pod crash-loops, as on a node.
+    expect_vllm_refusals(NS)
     failing = run_playbook("playbooks/change_model.yml", limit=NS,
                            extra_vars={"model": MISSING, "icc_health_timeout": 15})
     assert failing.rc != 0
