@@ -73,14 +73,18 @@ def needs_check(pod):
     return bool(pod["spec"].get("nodeName")) and vllm_container(pod) is not None
 
 
-def termination_message(output, error):
-    """What FallbackToLogsOnError puts into the termination message: the log's tail (the kubelet takes
-    the last 80 lines, at most 2048 bytes), ending with the program's last error line."""
+def log_lines(output, error):
+    """The container's log: what vLLM printed, ending with its last error line."""
     lines = [line for line in (output or "").splitlines() if line.strip()]
     if not lines or lines[-1].strip() != error:
         lines.append(error)
-    text = "\n".join(lines[-80:])
-    return text[-2048:]
+    return lines
+
+
+def termination_message(output, error):
+    """What FallbackToLogsOnError puts into the termination message: the log's tail (the kubelet takes
+    the last 80 lines, at most 2048 bytes), ending with the program's last error line."""
+    return "\n".join(log_lines(output, error)[-80:])[-2048:]
 
 
 def crash_status(pod, container, message, restarts, backoff, reason="CrashLoopBackOff", started=None):
@@ -240,11 +244,8 @@ class Runner:
         """vLLM's output as the container's log, in the CRI format kwok serves, through a Logs object."""
         meta = pod["metadata"]
         path = self.run / "pod-logs" / ("%s_%s_%s.log" % (meta["namespace"], meta["name"], container["name"]))
-        lines = [line for line in (output or "").splitlines() if line.strip()]
-        if not lines or lines[-1].strip() != error:
-            lines.append(error)
         with open(path, "w", encoding="utf-8") as out:
-            for line in lines:
+            for line in log_lines(output, error):
                 out.write(cri_log.cri_line(line, "stderr"))
         body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
