@@ -379,6 +379,17 @@ def live_pods(sandbox, namespace, selector="app.kubernetes.io/component=engine")
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+def running_pod(sandbox, ns, component="engine"):
+    """The one Running pod of ``component`` in ``ns`` (waits up to 90 s for exactly one)."""
+    def find():
+        pods = sandbox.kubectl_json("-n", ns, "get", "pods", "-l",
+                                    "app.kubernetes.io/component=%s" % component)["items"]
+        ok = [p for p in pods if p["status"].get("phase") == "Running"
+              and not p["metadata"].get("deletionTimestamp")]
+        return ok[0] if len(ok) == 1 and len(pods) == 1 else None
+    return wait_until(find, timeout=90, what="one running %s pod in %s" % (component, ns))
+
+
 def pod_ready(pod):
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
@@ -512,7 +523,7 @@ def pytest_collection_modifyitems(config, items):
 # accepted its argv and kubelet environment; a refused pod crash-loops as on a node. The session
 # reports how many pods were checked and fails on a refusal that no test asked for.
 
-_VLLM_CHECKS = {"start": 0, "expected": set()}
+_VLLM_CHECKS = {"start": 0, "engines_start": 0, "expected": set()}
 
 
 def vllm_checks_on():
@@ -526,14 +537,30 @@ def vllm_checks():
     return [json.loads(line) for line in lines[_VLLM_CHECKS["start"]:] if line.strip()]
 
 
+def pod_engines():
+    """The engine processes pod_runner.py started for pods in this test session (pod_engines.py), oldest first."""
+    path = SANDBOX_DIR / "engines.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in lines[_VLLM_CHECKS["engines_start"]:] if line.strip()]
+
+
+def pod_engine(pod):
+    """The engine process of ``pod`` (its served names, context, whether it wants a key, its port)."""
+    meta = pod["metadata"]
+    found = [e for e in pod_engines() if e["namespace"] == meta["namespace"] and e["pod"] == meta["name"]]
+    assert found, "no engine process of its own for pod %s/%s (pod_runner.py)" % (meta["namespace"], meta["name"])
+    return found[-1]
+
+
 def expect_vllm_refusals(namespace):
     """A test that makes vLLM refuse pods on purpose names their namespace here."""
     _VLLM_CHECKS["expected"].add(namespace)
 
 
 def pytest_sessionstart(session):  # pylint: disable=unused-argument
-    path = SANDBOX_DIR / "vllm-checks.jsonl"
-    _VLLM_CHECKS["start"] = len(path.read_text().splitlines()) if path.exists() else 0
+    for key, name in (("start", "vllm-checks.jsonl"), ("engines_start", "engines.jsonl")):
+        path = SANDBOX_DIR / name
+        _VLLM_CHECKS[key] = len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def _unexpected_refusals():
@@ -560,6 +587,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: di
         expected = "expected" if c["namespace"] in _VLLM_CHECKS["expected"] else "NOT EXPECTED: a defect"
         line = "  %s/%s, %s: %s (%s)" % (c["namespace"], c["pod"], c["stage"], c["error"], expected)
         terminalreporter.write_line(line)
+    engines = pod_engines()
+    if engines:
+        seconds = sorted(e["seconds"] for e in engines)
+        terminalreporter.write_line(
+            "%d engine pods (vLLM and TGI) got an engine process of their own (tests/cluster/pod_engines.py): "
+            "%d with an API key, %d answered; start to first answer median %.2f s, max %.2f s" % (
+                len(engines), sum(1 for e in engines if e["api_key"]), sum(1 for e in engines if e["answered"]),
+                seconds[len(seconds) // 2], seconds[-1]))
 
 
 # --- What a kubelet would give the pod's containers -------------------------------------------------

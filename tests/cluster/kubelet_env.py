@@ -86,9 +86,10 @@ def expand(value, defined):
     return "".join(out)
 
 
-def _data(obj):
-    """Decoded data of a Secret (base64) or ConfigMap."""
-    if obj.get("kind") == "Secret":
+def _data(kind, obj):
+    """Decoded data of a Secret (base64) or ConfigMap. ``kind`` is the kind the pod refers to: the items
+    of a list (``list_namespaced_secret``) carry no ``kind`` of their own."""
+    if kind == "Secret":
         return dict((k, base64.b64decode(v).decode("utf-8")) for k, v in (obj.get("data") or {}).items())
     return dict(obj.get("data") or {})
 
@@ -145,7 +146,7 @@ def container_env(pod, container_name=None, services=(), secrets=(), configmaps=
             if ref.get("optional"):
                 return None
             raise ContainerConfigError('%s "%s" not found' % (kind.lower(), ref.get("name")))
-        data = _data(obj)
+        data = _data(kind, obj)
         if "key" in ref:
             if ref["key"] not in data:
                 if ref.get("optional"):

@@ -18,10 +18,16 @@ node whether the pod starts:
    kubelet's back-off (10 s doubling to 300 s), and that output as the container's log
    (``kubectl logs``, current and previous, through a kwok ``Logs`` object for the pod).
 
-Every verdict is appended to ``<run>/vllm-checks.jsonl`` (the test session reports the counts).
-What it cannot show: anything that needs a GPU (CUDA, NCCL, loading the weights), and programs other
-than vLLM (TGI and Open WebUI pods are not checked). The engine that answers for every pod is still
-the one shared llama.cpp server of the sandbox (tests/cluster/README.md).
+5. for every vLLM pod vLLM's code accepts, and every TGI pod, it starts that pod's own engine process
+   (pod_engines.py: a real llama.cpp server with the pod's served model name, context length and API
+   key) and points the pod's port-forward (a kwok ``PortForward`` object named after the pod) and its
+   ``kubectl logs`` at it, before the pod may become Ready; the engine stops when the pod goes.
+
+Every verdict is appended to ``<run>/vllm-checks.jsonl``, every engine to ``<run>/engines.jsonl`` (the
+test session reports the counts). What it cannot show: anything that needs a GPU (CUDA, NCCL, loading
+the weights), TGI's own start-up (TGI pods get an engine, but no check), and Open WebUI (not checked).
+A pod whose model the sandbox has no weights for (tests/cluster/models.txt) gets no engine of its
+own; its port-forward reaches the shared llama.cpp server, which does not list that model.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import urllib3
 from kubernetes import client, config, watch
@@ -46,8 +54,14 @@ import cri_log  # noqa: E402  pylint: disable=wrong-import-position
 import kubelet_env  # noqa: E402  pylint: disable=wrong-import-position
 
 ANNOTATION = "sandbox.haw-icc.de/engine"
-# vLLM's image (the roles' default and any tag of it); the image of kwok's unpullable fault does not match.
+# vLLM's and TGI's images (the roles' defaults and any tag of them); the image of kwok's unpullable fault
+# does not match. manifests/kwok-engine-gate.yaml.part holds pods of these images until they have a verdict.
 VLLM_IMAGE = re.compile(r"^(docker\.io/)?vllm/vllm-openai(:|@|$)")
+TGI_IMAGE = re.compile(r"^ghcr\.io/huggingface/text-generation-inference(:|@|$)")
+HERE = pathlib.Path(__file__).resolve().parent
+# The model names the sandbox has weights for (the same SmolLM2 GGUF answers under each of them).
+KNOWN_MODELS = frozenset(line.strip() for line in (HERE / "models.txt").read_text().splitlines()
+                         if line.strip() and not line.startswith("#"))
 # Test fixtures that use vLLM's image but stand for a crashed engine (manifests/kwok-debugging.yaml.tmpl).
 FIXTURE_CONTAINERS = ("engine-crash-fixture",)
 BACKOFF_START, BACKOFF_MAX = 10, 300  # the kubelet's crash-loop back-off, in seconds
@@ -57,20 +71,49 @@ def now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def engine_container(pod):
+    """(engine, container): the first container of ``pod`` that runs vLLM's or TGI's image, or (None, None)."""
+    for container in pod["spec"].get("containers") or []:
+        image = container.get("image") or ""
+        if VLLM_IMAGE.match(image):
+            return "vllm", container
+        if TGI_IMAGE.match(image):
+            return "tgi", container
+    return None, None
+
+
 def vllm_container(pod):
     """The first container of ``pod`` that runs vLLM's image, or None."""
-    for container in pod["spec"].get("containers") or []:
-        if VLLM_IMAGE.match(container.get("image") or ""):
-            return container
-    return None
+    engine, container = engine_container(pod)
+    return container if engine == "vllm" else None
 
 
 def needs_check(pod):
-    """True for a live vLLM pod bound to a node (a kubelet sees no other) that has no verdict yet."""
+    """True for a live engine pod bound to a node (a kubelet sees no other) that has no verdict yet."""
     meta = pod["metadata"]
     if meta.get("deletionTimestamp") or (meta.get("annotations") or {}).get(ANNOTATION):
         return False
-    return bool(pod["spec"].get("nodeName")) and vllm_container(pod) is not None
+    return bool(pod["spec"].get("nodeName")) and engine_container(pod)[0] is not None
+
+
+def _flag(argv, env, flags, env_name=None):
+    """The value of the last of ``flags`` in ``argv`` (``--f v`` or ``--f=v``), else ``env[env_name]``."""
+    value = env.get(env_name) if env_name else None
+    for i, arg in enumerate(argv):
+        name, sep, inline = arg.partition("=")
+        if name in flags:
+            value = inline if sep else (argv[i + 1] if i + 1 < len(argv) else None)
+    return value
+
+
+def tgi_serve(argv, env):
+    """What a TGI 2.4.1 pod serves, from its argv and environment as the launcher reads them (clap: flag,
+    else the variable of the same name): the model id, the context (max total tokens) and the API key.
+    TGI itself is not run here (no check), only its settings are read."""
+    model = _flag(argv, env, ("--model-id",), "MODEL_ID") or "bigscience/bloom-560m"
+    return {"model": model, "names": [model],
+            "n_ctx": _flag(argv, env, ("--max-total-tokens",), "MAX_TOTAL_TOKENS"),
+            "api_key": _flag(argv, env, ("--api-key",), "API_KEY")}
 
 
 def log_lines(output, error):
@@ -117,37 +160,58 @@ def crash_status(pod, container, message, restarts, backoff, reason="CrashLoopBa
             "containerStatuses": [status] + others}
 
 
-class CheckServer:
-    """vllm_startup_check.py --serve, one check at a time."""
+def wait_answers(port, timeout):
+    """True once the engine on ``port`` answers HTTP (any status: 401 counts), False after ``timeout`` s."""
+    deadline = time.time() + timeout
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while time.time() < deadline:
+        try:
+            with opener.open("http://127.0.0.1:%d/v1/models" % port, timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
-    def __init__(self, python, script):
-        self.proc = subprocess.Popen([python, script, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, bufsize=1)
+
+class LineServer:
+    """A ``--serve`` helper (vllm_startup_check.py, pod_engines.py): one JSON line out, one back, in turn."""
+
+    def __init__(self, what, argv):
+        self.what = what
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lock = threading.Lock()
         ready = self.proc.stdout.readline()
         if not ready.startswith("{"):
-            raise RuntimeError("the vLLM check server did not start (exit status %s)" % self.proc.poll())
+            raise RuntimeError("the %s did not start (exit status %s)" % (what, self.proc.poll()))
 
-    def check(self, argv, env):
+    def call(self, request):
         with self.lock:
-            self.proc.stdin.write(json.dumps({"argv": argv, "env": env}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError("the vLLM check server stopped (exit status %s)" % self.proc.poll())
+            raise RuntimeError("the %s stopped (exit status %s)" % (self.what, self.proc.poll()))
         return json.loads(line)
+
+    def check(self, argv, env):
+        return self.call({"argv": argv, "env": env})
 
 
 class Runner:
-    def __init__(self, api, run_dir, server):
+    def __init__(self, api, run_dir, server, engines):
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.run = pathlib.Path(run_dir)
         self.server = server
+        self.engines = engines
         self.results = self.run / "vllm-checks.jsonl"
+        self.engine_results = self.run / "engines.jsonl"
         (self.run / "pod-logs").mkdir(parents=True, exist_ok=True)
         self.crashing = {}  # uid -> (namespace, name), the pods in crash-loop back-off
+        self.serving = {}  # uid -> (namespace, name), the pods with an engine process of their own
         self.lock = threading.Lock()
 
     # --- reading the namespace as the kubelet does ------------------------------------------------
@@ -167,7 +231,7 @@ class Runner:
     # --- verdicts ---------------------------------------------------------------------------------
 
     def handle(self, pod):
-        container = vllm_container(pod)
+        engine, container = engine_container(pod)
         meta = pod["metadata"]
         started = now()
         if container["name"] in FIXTURE_CONTAINERS:
@@ -180,10 +244,14 @@ class Runner:
             self.patch_status(pod, crash_status(pod, container, str(exc), 0, 0, reason="CreateContainerConfigError"))
             threading.Thread(target=self.retry_config, args=(pod,), daemon=True).start()
             return
-        verdict = self.server.check(list(container.get("args") or []), env)
+        argv = [str(a) for a in (container.get("args") or [])]
+        if engine == "tgi":
+            self.serve_then_ready(pod, container, tgi_serve(argv, env))
+            return
+        verdict = self.server.check(argv, env)
         self.record(pod, verdict)
         if verdict["ok"]:
-            self.annotate(pod, "ready")
+            self.serve_then_ready(pod, container, verdict["serve"])
             return
         message = termination_message(verdict.get("output"), verdict["error"])
         self.write_log(pod, container, verdict.get("output"), verdict["error"])
@@ -208,7 +276,7 @@ class Runner:
             if current["metadata"]["uid"] != meta["uid"] or not needs_check(current):
                 return
             try:
-                self.environment(current, vllm_container(current))
+                self.environment(current, engine_container(current)[1])
             except kubelet_env.ContainerConfigError:
                 continue
             except (ApiException, urllib3.exceptions.HTTPError):
@@ -247,15 +315,8 @@ class Runner:
         with open(path, "w", encoding="utf-8") as out:
             for line in log_lines(output, error):
                 out.write(cri_log.cri_line(line, "stderr"))
-        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
-                "spec": {"logs": [{"containers": [container["name"]], "logsFile": str(path),
-                                   "previousLogsFile": str(path)}]}}
-        try:
-            self.custom.create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], "logs", body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+        self.apply_kwok(meta, "logs", "Logs", {"logs": [{"containers": [container["name"]], "logsFile": str(path),
+                                                        "previousLogsFile": str(path)}]})
 
     def crash_loop(self, pod, container, message):
         """The kubelet restarts the container after a back-off that doubles up to 5 min; it fails again."""
@@ -286,13 +347,69 @@ class Runner:
     def forget(self, pod):
         meta = pod["metadata"]
         with self.lock:
-            known = self.crashing.pop(meta["uid"], None)
-        if known:  # the pod's own log goes with it
+            crashed = self.crashing.pop(meta["uid"], None)
+            served = self.serving.pop(meta["uid"], None)
+        if served and self.engines:  # the kubelet stops the container
+            self.engines.call({"op": "stop", "id": meta["uid"]})
+        kinds = (["logs"] if crashed or served else []) + (["portforwards"] if served else [])
+        for plural in kinds:  # the pod's own log and port-forward go with it
             try:
-                self.custom.delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], "logs",
+                self.custom.delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], plural,
                                                             meta["name"])
-            except ApiException:
+            except (ApiException, urllib3.exceptions.HTTPError):
                 pass
+
+    # --- the pod's own engine process -------------------------------------------------------------
+
+    def serve_then_ready(self, pod, container, serve):
+        """Start the pod's engine (in a thread: the next pod's check need not wait), then let it be Ready."""
+        if not self.engines or serve.get("model") not in KNOWN_MODELS:
+            # No weights under that name: the shared engine answers (and does not list the model).
+            self.annotate(pod, "ready")
+            return
+        threading.Thread(target=self._serve, args=(pod, container, serve), daemon=True).start()
+
+    def _serve(self, pod, container, serve):
+        meta = pod["metadata"]
+        t0 = time.time()
+        path = self.run / "pod-logs" / ("%s_%s_%s.log" % (meta["namespace"], meta["name"], container["name"]))
+        started = self.engines.call({"op": "start", "id": meta["uid"], "pod": "%s/%s" % (meta["namespace"], meta["name"]),
+                                     "names": serve["names"], "n_ctx": serve.get("n_ctx"),
+                                     "api_key": serve.get("api_key"), "log": str(path)})
+        with self.lock:
+            self.serving[meta["uid"]] = (meta["namespace"], meta["name"])
+        answered = wait_answers(started["port"], 60)
+        ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
+        self.apply_kwok(meta, "portforwards", "PortForward",
+                        {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": started["port"]}}]})
+        self.apply_kwok(meta, "logs", "Logs",
+                        {"logs": [{"containers": [container["name"]], "logsFile": str(path), "previousLogsFile": str(path)}]})
+        entry = {"namespace": meta["namespace"], "pod": meta["name"], "names": serve["names"],
+                 "n_ctx": serve.get("n_ctx"), "api_key": bool(serve.get("api_key")), "port": started["port"],
+                 "pid": started["pid"], "answered": answered, "seconds": round(time.time() - t0, 3), "time": now()}
+        with self.lock, open(self.engine_results, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+        # A pod deleted meanwhile: stop what was started for it.
+        try:
+            current = self.core.read_namespaced_pod(meta["name"], meta["namespace"])
+            gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
+        except ApiException:
+            gone = True
+        if gone:
+            self.forget(pod)
+            return
+        self.annotate(pod, "ready")
+
+    def apply_kwok(self, meta, plural, kind, spec):
+        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}, "spec": spec}
+        try:
+            self.custom.create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], plural, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.custom.patch_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], plural,
+                                                       meta["name"], {"spec": spec})
 
     # --- the watch --------------------------------------------------------------------------------
 
@@ -319,14 +436,19 @@ def main(argv=None):
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--run", required=True, help="the sandbox's run directory")
     parser.add_argument("--vllm-python", required=True, help="python of the vLLM 0.8.5 venv")
+    parser.add_argument("--no-engines", action="store_true", help="no engine process per pod (pod_engines.py)")
     args = parser.parse_args(argv)
-    script = str(pathlib.Path(__file__).resolve().parent / "vllm_startup_check.py")
     t0 = time.time()
-    server = CheckServer(args.vllm_python, script)
+    server = LineServer("vLLM check server", [args.vllm_python, str(HERE / "vllm_startup_check.py"), "--serve"])
     print("pod_runner: vLLM check server ready in %.1f s" % (time.time() - t0), flush=True)
+    engines = None
+    if not args.no_engines:
+        t0 = time.time()
+        engines = LineServer("engine server", [sys.executable, str(HERE / "pod_engines.py"), "--serve"])
+        print("pod_runner: engine server ready in %.1f s" % (time.time() - t0), flush=True)
     api = config.new_client_from_config(config_file=args.kubeconfig)
     pathlib.Path(args.run, "pod-runner.ready").write_text(str(os.getpid()))
-    Runner(api, args.run, server).loop()
+    Runner(api, args.run, server, engines).loop()
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@
 #
 # Environment: SANDBOX_DIR (run directory, default <repo>/.sandbox), SANDBOX_ENGINE=0 (no LLM),
 # SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below),
-# SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod, pod_runner.py; needs the
-# vLLM venv of hack/vllm-env.sh, which it builds if missing; `make test` sets it).
+# SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod and an engine process of its
+# own for every engine pod, pod_runner.py and pod_engines.py; needs the vLLM venv of hack/vllm-env.sh,
+# which it builds if missing; `make test` sets it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -299,10 +300,13 @@ up() {
   local crds=() vllm_py=""
   if [ "$vllm_checks" = 1 ]; then
     vllm_py=$(bash "$repo/hack/vllm-env.sh" | tail -1)/bin/python
-    # Per-pod logs (kwok's Logs objects) for the pods vLLM refuses.
-    kubectl_admin apply -f "$(kwok_source)/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" >/dev/null
-    wait_for "kwok's Logs CRD" 30 kubectl_admin get logs.kwok.x-k8s.io -A
-    crds=(--enable-crds=Logs)
+    # Per-pod logs and port-forwards (kwok's Logs and PortForward objects): the log of a pod vLLM
+    # refuses, and the engine process of each engine pod (pod_runner.py, pod_engines.py).
+    for crd in logs portforwards; do
+      kubectl_admin apply -f "$(kwok_source)/kustomize/crd/bases/kwok.x-k8s.io_$crd.yaml" >/dev/null
+      wait_for "kwok's $crd CRD" 30 kubectl_admin get "$crd.kwok.x-k8s.io" -A
+    done
+    crds=(--enable-crds=Logs,PortForward)
   fi
   start_proc kwok env PATH="$here/standin:$PATH" "$bin/kwok" --kubeconfig="$run/admin.kubeconfig" --config="$run/kwok.yaml" "${crds[@]}" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \

@@ -16,7 +16,8 @@ give it (tests/cluster/kubelet_env.py). What it runs, all of it vLLM's own code:
    machine's memory).
 
 What needs a GPU (the platform, the CUDA graphs, loading weights) is not run. Output: one JSON line,
-``{"ok": true, "checks": [...]}`` or ``{"ok": false, "error": "<vLLM's last error line>", "stage": ...}``;
+``{"ok": true, "checks": [...], "serve": {"model", "names", "n_ctx", "api_key"}}`` (what vLLM's API server
+would serve: its model names, max_model_len and API key) or ``{"ok": false, "error": "<vLLM's last error line>", "stage": ...}``;
 exit status 0 or 1.
 
 ``--serve`` (what tests/cluster/pod_runner.py starts for every vLLM pod of the sandbox): one process
@@ -131,6 +132,10 @@ def run_check(argv):
                             swap_space=engine_args.swap_space, cache_dtype=engine_args.kv_cache_dtype)
         cache.verify_with_parallel_config(parallel)
         checks.append("swap space %s GiB x %d workers" % (engine_args.swap_space, parallel.tensor_parallel_size))
+        # What the API server would serve (vllm/entrypoints/openai/api_server.py: the names, and the key
+        # from --api-key, else VLLM_API_KEY), for the pod's own engine process (pod_engines.py).
+        serve = {"model": args.model, "names": list(args.served_model_name or [args.model]),
+                 "n_ctx": model_config.max_model_len, "api_key": args.api_key or envs.VLLM_API_KEY}
     except BaseException as exc:  # pylint: disable=broad-except
         if isinstance(exc, SystemExit):  # the parser's own last line, as the pod's log ends
             error = str(exc.code)
@@ -138,7 +143,7 @@ def run_check(argv):
             traceback.print_exc()  # what the pod's log would show
             error = [ln for ln in traceback.format_exception_only(type(exc), exc) if ln.strip()][-1].strip()
         return {"ok": False, "stage": stage, "error": error, "checks": checks}
-    return {"ok": True, "checks": checks}
+    return {"ok": True, "checks": checks, "serve": serve}
 
 
 def main():

@@ -18,7 +18,7 @@ import urllib.error
 
 import pytest
 
-from sandboxlib import MODEL_TP, REPO, http_json, run_playbook, wait_until
+from sandboxlib import MODEL_TP, REPO, http_json, run_playbook, running_pod, wait_until
 from sandboxlib import snapshot as shared_snapshot
 # The engines of these tests run on up to 4 GPUs: TinyLlama's name (32 attention heads, 4 KV heads), as
 # SmolLM2's 9 heads divide by 1 or 3 only and vLLM's own checks (tests/cluster/pod_runner.py) refuse 2 or 4.
@@ -115,16 +115,6 @@ def deploy(sandbox, ns, **kw):
         sandbox.kubectl("-n", ns, "rollout", "status", "deployment/%s" % name, "--timeout=90s",
                         kubeconfig=kc, timeout=120)
     return running_pod(sandbox, ns)
-
-
-def running_pod(sandbox, ns, component="engine"):
-    def find():
-        pods = sandbox.kubectl_json("-n", ns, "get", "pods", "-l",
-                                    "app.kubernetes.io/component=%s" % component)["items"]
-        ok = [p for p in pods if p["status"].get("phase") == "Running"
-              and not p["metadata"].get("deletionTimestamp")]
-        return ok[0] if len(ok) == 1 and len(pods) == 1 else None
-    return wait_until(find, timeout=90, what="one running %s pod in %s" % (component, ns))
 
 
 def remove_all(sandbox, ns):

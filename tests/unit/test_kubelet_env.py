@@ -89,6 +89,16 @@ def test_value_from_secrets_config_maps_fields_and_resources():
     assert "bad key" not in env and "GONE" not in env
 
 
+def test_secrets_as_a_list_returns_them_without_a_kind_are_decoded_too():
+    """Items of list_namespaced_secret carry no ``kind``: the value is still the decoded key (found by
+    the sandbox's per-pod engine, which got the base64 text as its API key and answered every request 401)."""
+    listed = {k: v for k, v in SECRET.items() if k != "kind"}
+    env = kubelet_env.container_env(pod(env=[
+        {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "vllm-api-key", "key": "api-key"}}}]),
+        secrets=[listed], configmaps=[{k: v for k, v in CONFIG.items() if k != "kind"}])
+    assert env["VLLM_API_KEY"] == "sk-123"
+
+
 @pytest.mark.parametrize("ref,message", [
     ({"name": "missing", "key": "k"}, 'secret "missing" not found'),
     ({"name": "vllm-api-key", "key": "token"}, "couldn't find key token in Secret wstu001-default/vllm-api-key"),
