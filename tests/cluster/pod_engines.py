@@ -138,6 +138,9 @@ class Engines:
                 import traceback  # pylint: disable=import-outside-toplevel
                 traceback.print_exc()
                 code = 1
+                # Let the log thread write the traceback before the process ends.
+                sys.stderr.flush()
+                time.sleep(0.5)
             finally:
                 os._exit(code)  # pylint: disable=protected-access
         sock.close()

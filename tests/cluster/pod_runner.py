@@ -212,6 +212,7 @@ class Runner:
         (self.run / "pod-logs").mkdir(parents=True, exist_ok=True)
         self.crashing = {}  # uid -> (namespace, name), the pods in crash-loop back-off
         self.serving = {}  # uid -> (namespace, name), the pods with an engine process of their own
+        self.starting = set()  # uids of the pods being checked or getting their engine
         self.lock = threading.Lock()
 
     # --- reading the namespace as the kubelet does ------------------------------------------------
@@ -299,6 +300,8 @@ class Runner:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        with self.lock:
+            self.starting.discard(meta["uid"])
 
     def patch_status(self, pod, status):
         meta = pod["metadata"]
@@ -349,6 +352,7 @@ class Runner:
         with self.lock:
             crashed = self.crashing.pop(meta["uid"], None)
             served = self.serving.pop(meta["uid"], None)
+            self.starting.discard(meta["uid"])
         if served and self.engines:  # the kubelet stops the container
             self.engines.call({"op": "stop", "id": meta["uid"]})
         kinds = (["logs"] if crashed or served else []) + (["portforwards"] if served else [])
@@ -367,7 +371,24 @@ class Runner:
             # No weights under that name: the shared engine answers (and does not list the model).
             self.annotate(pod, "ready")
             return
-        threading.Thread(target=self._serve, args=(pod, container, serve), daemon=True).start()
+        threading.Thread(target=self._serve_logged, args=(pod, container, serve), daemon=True).start()
+
+    def _serve_logged(self, pod, container, serve):
+        try:
+            self._serve(pod, container, serve)
+        except Exception:  # pylint: disable=broad-except
+            import traceback  # pylint: disable=import-outside-toplevel
+            print("pod_runner: the engine of pod %s/%s: %s" % (
+                pod["metadata"]["namespace"], pod["metadata"]["name"], traceback.format_exc()), flush=True)
+
+    @staticmethod
+    def _when_api(call, *args, **kwargs):
+        """``call`` once the API server answers (a fault test stops it for a while)."""
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except urllib3.exceptions.HTTPError:
+                time.sleep(1)
 
     def _serve(self, pod, container, serve):
         meta = pod["metadata"]
@@ -380,10 +401,10 @@ class Runner:
             self.serving[meta["uid"]] = (meta["namespace"], meta["name"])
         answered = wait_answers(started["port"], 60)
         ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
-        self.apply_kwok(meta, "portforwards", "PortForward",
-                        {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": started["port"]}}]})
-        self.apply_kwok(meta, "logs", "Logs",
-                        {"logs": [{"containers": [container["name"]], "logsFile": str(path), "previousLogsFile": str(path)}]})
+        self._when_api(self.apply_kwok, meta, "portforwards", "PortForward",
+                       {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": started["port"]}}]})
+        self._when_api(self.apply_kwok, meta, "logs", "Logs",
+                       {"logs": [{"containers": [container["name"]], "logsFile": str(path), "previousLogsFile": str(path)}]})
         entry = {"namespace": meta["namespace"], "pod": meta["name"], "names": serve["names"],
                  "n_ctx": serve.get("n_ctx"), "api_key": bool(serve.get("api_key")), "port": started["port"],
                  "pid": started["pid"], "answered": answered, "seconds": round(time.time() - t0, 3), "time": now()}
@@ -391,14 +412,14 @@ class Runner:
             out.write(json.dumps(entry) + "\n")
         # A pod deleted meanwhile: stop what was started for it.
         try:
-            current = self.core.read_namespaced_pod(meta["name"], meta["namespace"])
+            current = self._when_api(self.core.read_namespaced_pod, meta["name"], meta["namespace"])
             gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
         except ApiException:
             gone = True
         if gone:
             self.forget(pod)
             return
-        self.annotate(pod, "ready")
+        self._when_api(self.annotate, pod, "ready")
 
     def apply_kwok(self, meta, plural, kind, spec):
         body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
@@ -418,6 +439,12 @@ class Runner:
             self.forget(pod)
             return
         if needs_check(pod):
+            # Once per pod: its engine starts in a thread and the watch goes on (kwok's status updates
+            # of the same pod come in meanwhile); retry_config calls handle() itself.
+            with self.lock:
+                if pod["metadata"]["uid"] in self.starting:
+                    return
+                self.starting.add(pod["metadata"]["uid"])
             self.handle(pod)
 
     def loop(self):

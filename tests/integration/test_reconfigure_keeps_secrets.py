@@ -38,7 +38,9 @@ def test_scale_and_change_model_keep_the_secret_references_and_send_the_key(sand
         want = {"HF_TOKEN": "vllm-hf-token", "HUGGING_FACE_HUB_TOKEN": "vllm-hf-token", "VLLM_API_KEY": "vllm-api-key"}
         assert secret_refs(sandbox) == want
 
-        changed = run_playbook("playbooks/change_model.yml", limit=NS, extra_vars={"model": SECOND, "quantization": "gptq"})
+        # change_model with the key given again, scale without it (the key comes from the Secret).
+        changed = run_playbook("playbooks/change_model.yml", limit=NS,
+                               extra_vars={"model": SECOND, "quantization": "gptq", "vllm_api_key": API_KEY})
         assert changed.rc == 0, changed.failure_messages() or changed.stdout[-4000:]
         assert secret_refs(sandbox) == want
         health = changed.result("Ask the new model a question through its Service", NS)

@@ -12,6 +12,7 @@ import base64
 import json
 import pathlib
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -81,9 +82,14 @@ def pods_of(sandbox, namespace, name):
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
-def http_get(url, timeout=20):
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.status, resp.read().decode()
+def http_get(url, timeout=20, key=None):
+    """(status, body) of a GET; an HTTP error status is returned, not raised."""
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + key} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
 
 
 # --- vLLM -----------------------------------------------------------------------------------------
@@ -156,10 +162,13 @@ def test_vllm_pod_on_a_v100_node(sandbox, vllm):
 
 
 def test_vllm_service_reaches_the_engine(sandbox, vllm):
+    """The Service reaches the pod's own engine, which wants the key the role put into its Secret."""
     proc, port = sandbox.port_forward(NS_VLLM, "svc/vllm", 8000)
     try:
         status, body = http_get("http://127.0.0.1:%d/v1/models" % port)
-        assert status == 200 and MODEL_TP in body
+        assert status == 401, (status, body)
+        status, body = http_get("http://127.0.0.1:%d/v1/models" % port, key=API_KEY)
+        assert status == 200 and MODEL_TP in body, (status, body)
     finally:
         proc.kill()
 
