@@ -145,8 +145,8 @@ def main():
           "baseline PSS %.0f MiB (RSS sum %.0f MiB, MemAvailable -%.0f MiB)"
           % (o["pss_mib"], o["rss_mib"], o["mem_available_drop_mib"], b["pss_mib"], b["rss_mib"],
              b["mem_available_drop_mib"]))
-    print("  PSS per engine: ours %.1f MiB, baseline %.1f MiB (ratio %.2f)" % (per_ours, per_base,
-                                                                           result["ratio_pss_per_engine"]))
+    print("  PSS per engine: ours %.1f MiB, baseline %.1f MiB (ratio %.2f)"
+          % (per_ours, per_base, result["ratio_pss_per_engine"]))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
 

@@ -190,7 +190,13 @@ def serve(gguf):
     import uvicorn  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
 
     engines = Engines(gguf)
-    signal.signal(signal.SIGTERM, lambda *_: (engines.stop_all(), os._exit(0)))  # pylint: disable=protected-access
+
+    def terminate(*_args):
+        """TERM (sandbox.sh down): the engines go first."""
+        engines.stop_all()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     out = sys.stdout
     print(json.dumps({"ready": True, "gguf": gguf}), file=out, flush=True)
     try:

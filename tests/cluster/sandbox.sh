@@ -306,7 +306,7 @@ up() {
       kubectl_admin apply -f "$(kwok_source)/kustomize/crd/bases/kwok.x-k8s.io_$crd.yaml" >/dev/null
       wait_for "kwok's $crd CRD" 30 kubectl_admin get "$crd.kwok.x-k8s.io" -A
     done
-    crds=(--enable-crds=Logs,PortForward)
+    crds=("--enable-crds=Logs,PortForward")
   fi
   start_proc kwok env PATH="$here/standin:$PATH" "$bin/kwok" --kubeconfig="$run/admin.kubeconfig" --config="$run/kwok.yaml" "${crds[@]}" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
