@@ -383,11 +383,16 @@ class Runner:
 
     @staticmethod
     def _when_api(call, *args, **kwargs):
-        """``call`` once the API server answers (a fault test stops it for a while)."""
+        """``call`` once the API server answers (a fault test stops it for a while, and a restarted one
+        answers 503 until all its paths are installed)."""
         while True:
             try:
                 return call(*args, **kwargs)
             except urllib3.exceptions.HTTPError:
+                time.sleep(1)
+            except ApiException as exc:
+                if exc.status not in (429, 500, 502, 503, 504):
+                    raise
                 time.sleep(1)
 
     def _serve(self, pod, container, serve):
@@ -400,6 +405,7 @@ class Runner:
         with self.lock:
             self.serving[meta["uid"]] = (meta["namespace"], meta["name"])
         answered = wait_answers(started["port"], 60)
+        seconds = round(time.time() - t0, 3)  # to the first answer (the API calls below may wait for a fault)
         ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
         self._when_api(self.apply_kwok, meta, "portforwards", "PortForward",
                        {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": started["port"]}}]})
@@ -407,7 +413,7 @@ class Runner:
                        {"logs": [{"containers": [container["name"]], "logsFile": str(path), "previousLogsFile": str(path)}]})
         entry = {"namespace": meta["namespace"], "pod": meta["name"], "names": serve["names"],
                  "n_ctx": serve.get("n_ctx"), "api_key": bool(serve.get("api_key")), "port": started["port"],
-                 "pid": started["pid"], "answered": answered, "seconds": round(time.time() - t0, 3), "time": now()}
+                 "pid": started["pid"], "answered": answered, "seconds": seconds, "time": now()}
         with self.lock, open(self.engine_results, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
         # A pod deleted meanwhile: stop what was started for it.
@@ -445,7 +451,13 @@ class Runner:
                 if pod["metadata"]["uid"] in self.starting:
                     return
                 self.starting.add(pod["metadata"]["uid"])
-            self.handle(pod)
+            try:
+                self.handle(pod)
+            except BaseException:
+                # The API server went away mid-way (the watch starts again): the next event tries again.
+                with self.lock:
+                    self.starting.discard(pod["metadata"]["uid"])
+                raise
 
     def loop(self):
         while True:
