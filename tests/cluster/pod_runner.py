@@ -82,12 +82,6 @@ def engine_container(pod):
     return None, None
 
 
-def vllm_container(pod):
-    """The first container of ``pod`` that runs vLLM's image, or None."""
-    engine, container = engine_container(pod)
-    return container if engine == "vllm" else None
-
-
 def needs_check(pod):
     """True for a live engine pod bound to a node (a kubelet sees no other) that has no verdict yet."""
     meta = pod["metadata"]
