@@ -32,7 +32,8 @@ demo: sandbox-up
 
 test: env build
 	@bash hack/tools.sh
-	@bash hack/vllm-env.sh >/dev/null
+	@bash hack/sandbox-venv.sh vllm >/dev/null
+	@bash hack/sandbox-venv.sh webui >/dev/null
 	@bash hack/test.sh
 
 bench: bench-report

@@ -1,10 +1,10 @@
 """Write plugins/module_utils/_flags_vllm.py: every flag of vLLM's OpenAI API server, from vLLM's own
 parser (``make_arg_parser``, the parser of the image's entrypoint ``vllm.entrypoints.openai.api_server``).
 
-Run it with the Python of the sandbox's vLLM venv (hack/vllm-env.sh, vllm==0.8.5 from PyPI):
+Run it with the Python of the sandbox's vLLM venv (hack/sandbox-venv.sh vllm, vllm==0.8.5 from PyPI):
 
-    "$(bash hack/vllm-env.sh)/bin/python" hack/gen_vllm_flags.py            # rewrite the table
-    "$(bash hack/vllm-env.sh)/bin/python" hack/gen_vllm_flags.py --print    # print it (the test compares)
+    "$(bash hack/sandbox-venv.sh vllm)/bin/python" hack/gen_vllm_flags.py            # rewrite the table
+    "$(bash hack/sandbox-venv.sh vllm)/bin/python" hack/gen_vllm_flags.py --print    # print it (the test compares)
 """
 
 from __future__ import annotations

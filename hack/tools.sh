@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# System tools the test command needs besides Python packages and Go builds (Debian packages).
+# System tools the test command needs besides Python packages and Go builds (Debian packages):
+# shellcheck (ansible-test sanity) and Chromium with its driver (the WebUI browser test, driven by
+# Playwright with executable_path=/usr/bin/chromium; nothing downloads a browser).
 set -euo pipefail
-# ansible-test sanity checks the shell scripts with shellcheck.
-if ! command -v shellcheck >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "tools: installing shellcheck (Debian) for ansible-test sanity"
-    (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null 2>&1 \
-      || echo "tools: WARNING: could not install shellcheck; sanity will report it missing"
-  else
-    echo "tools: WARNING: shellcheck is missing (apt-get install shellcheck); sanity will report it"
-  fi
+need=()
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "tools: installing ${need[*]} (Debian)"
+  (apt-get update -qq && apt-get install -y -qq "${need[@]}") >/dev/null 2>&1 \
+    || echo "tools: WARNING: could not install ${need[*]}; the tests that need them will fail and say so"
+else
+  echo "tools: WARNING: missing ${need[*]} (apt-get install ${need[*]}); the tests that need them will fail and say so"
 fi

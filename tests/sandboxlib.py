@@ -526,8 +526,14 @@ def pytest_collection_modifyitems(config, items):
 _VLLM_CHECKS = {"start": 0, "engines_start": 0, "expected": set()}
 
 
+def pod_runner_features():
+    """What pod_runner.py does in this sandbox: {"vllm_checks", "engines", "webuis"} (all False without it)."""
+    path = SANDBOX_DIR / "pod-runner.ready"
+    return json.loads(path.read_text()) if path.exists() else {"vllm_checks": False, "engines": False, "webuis": False}
+
+
 def vllm_checks_on():
-    return (SANDBOX_DIR / "pod-runner.ready").exists()
+    return pod_runner_features()["vllm_checks"]
 
 
 def vllm_checks():
@@ -621,10 +627,10 @@ def kubelet_environment(sandbox, pod, container=None):
 # --- vLLM 0.8.5's own start-up checks -----------------------------------------------------------------
 
 def vllm_venv():
-    """The sandbox's vLLM 0.8.5 venv (hack/vllm-env.sh; `make test` builds it, cached by version)."""
-    proc = subprocess.run(["bash", str(REPO / "hack" / "vllm-env.sh")], capture_output=True, text=True,
+    """The sandbox's vLLM 0.8.5 venv (hack/sandbox-venv.sh vllm; `make test` builds it, cached by version)."""
+    proc = subprocess.run(["bash", str(REPO / "hack" / "sandbox-venv.sh"), "vllm"], capture_output=True, text=True,
                           timeout=1800, check=False)
-    assert proc.returncode == 0, "hack/vllm-env.sh failed: %s" % proc.stderr[-3000:]
+    assert proc.returncode == 0, "hack/sandbox-venv.sh vllm failed: %s" % proc.stderr[-3000:]
     return pathlib.Path(proc.stdout.strip().splitlines()[-1])
 
 

@@ -25,7 +25,12 @@ node whether the pod starts:
 
 Every verdict is appended to ``<run>/vllm-checks.jsonl``, every engine to ``<run>/engines.jsonl`` (the
 test session reports the counts). What it cannot show: anything that needs a GPU (CUDA, NCCL, loading
-the weights), TGI's own start-up (TGI pods get an engine, but no check), and Open WebUI (not checked).
+the weights) and TGI's own start-up (TGI pods get an engine, but no check).
+
+6. every WebUI pod gets the real Open WebUI (pod_webui.py): its port-forward and logs, and its pod
+   network (cluster DNS names of Services reach their ready pods: ``resolve``); a PVC's host directory
+   goes when the PVC goes.
+
 A pod whose model the sandbox has no weights for (tests/cluster/models.txt) gets no engine of its
 own; its port-forward reaches the shared llama.cpp server, which does not list that model.
 """
@@ -38,6 +43,8 @@ import json
 import os
 import pathlib
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -52,6 +59,7 @@ from kubernetes.client.rest import ApiException
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import cri_log  # noqa: E402  pylint: disable=wrong-import-position
 import kubelet_env  # noqa: E402  pylint: disable=wrong-import-position
+import pod_webui  # noqa: E402  pylint: disable=wrong-import-position
 
 ANNOTATION = "sandbox.haw-icc.de/engine"
 # vLLM's and TGI's images (the roles' defaults and any tag of them); the image of kwok's unpullable fault
@@ -65,6 +73,7 @@ KNOWN_MODELS = frozenset(line.strip() for line in (HERE / "models.txt").read_tex
 # Test fixtures that use vLLM's image but stand for a crashed engine (manifests/kwok-debugging.yaml.tmpl).
 FIXTURE_CONTAINERS = ("engine-crash-fixture",)
 BACKOFF_START, BACKOFF_MAX = 10, 300  # the kubelet's crash-loop back-off, in seconds
+GONE_PORT = 9  # the discard port: nothing listens on it here, so a connection is refused
 
 
 def now():
@@ -80,6 +89,12 @@ def engine_container(pod):
         if TGI_IMAGE.match(image):
             return "tgi", container
     return None, None
+
+
+def webui_pending(pod):
+    """True for a live WebUI pod bound to a node."""
+    return (not pod["metadata"].get("deletionTimestamp") and bool(pod["spec"].get("nodeName"))
+            and pod_webui.is_webui(pod) is not None)
 
 
 def needs_check(pod):
@@ -194,7 +209,7 @@ class LineServer:
 
 
 class Runner:
-    def __init__(self, api, run_dir, server, engines):
+    def __init__(self, api, run_dir, server, engines, webuis=None, shared_engine_port=None):
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -207,6 +222,10 @@ class Runner:
         self.crashing = {}  # uid -> (namespace, name), the pods in crash-loop back-off
         self.serving = {}  # uid -> (namespace, name), the pods with an engine process of their own
         self.starting = set()  # uids of the pods being checked or getting their engine
+        self.engine_ports = {}  # uid -> the local port of the pod's own engine
+        self.webuis = webuis  # pod_webui.WebUIs, or None (no WebUI pods served)
+        self.networks = {}  # uid -> pod_webui.PodNetwork of a WebUI pod
+        self.shared_engine_port = shared_engine_port
         self.lock = threading.Lock()
 
     # --- reading the namespace as the kubelet does ------------------------------------------------
@@ -346,16 +365,26 @@ class Runner:
         with self.lock:
             crashed = self.crashing.pop(meta["uid"], None)
             served = self.serving.pop(meta["uid"], None)
+            self.engine_ports.pop(meta["uid"], None)
+            network = self.networks.pop(meta["uid"], None)
             self.starting.discard(meta["uid"])
         if served and self.engines:  # the kubelet stops the container
             self.engines.call({"op": "stop", "id": meta["uid"]})
-        kinds = (["logs"] if crashed or served else []) + (["portforwards"] if served else [])
-        for plural in kinds:  # the pod's own log and port-forward go with it
-            try:
-                self.custom.delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], plural,
+        if network:  # a WebUI pod: its program and pod network stop
+            self.webuis.remove(meta["uid"])
+            network.close()
+        try:
+            if crashed or served or network:  # the pod's own log goes with it
+                self.custom.delete_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", meta["namespace"], "logs",
                                                             meta["name"])
-            except (ApiException, urllib3.exceptions.HTTPError):
-                pass
+            if served or network:
+                # A port-forward to a pod that is gone fails (kwok would fall back to the shared engine of
+                # the ClusterPortForward and hide that): its PortForward now points where nothing listens.
+                self.custom.patch_namespaced_custom_object(
+                    "kwok.x-k8s.io", "v1alpha1", meta["namespace"], "portforwards", meta["name"],
+                    {"spec": {"forwards": [{"target": {"address": "127.0.0.1", "port": GONE_PORT}}]}})
+        except (ApiException, urllib3.exceptions.HTTPError):
+            pass
 
     # --- the pod's own engine process -------------------------------------------------------------
 
@@ -398,6 +427,7 @@ class Runner:
                                      "api_key": serve.get("api_key"), "log": str(path)})
         with self.lock:
             self.serving[meta["uid"]] = (meta["namespace"], meta["name"])
+            self.engine_ports[meta["uid"]] = started["port"]
         answered = wait_answers(started["port"], 60)
         seconds = round(time.time() - t0, 3)  # to the first answer (the API calls below may wait for a fault)
         ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
@@ -421,6 +451,96 @@ class Runner:
             return
         self._when_api(self.annotate, pod, "ready")
 
+    # --- WebUI pods (pod_webui.py) ----------------------------------------------------------------
+
+    def pvc_uid(self, namespace, claim):
+        try:
+            return self.core.read_namespaced_persistent_volume_claim(claim, namespace).metadata.uid
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def start_webui(self, pod):
+        """Register a WebUI pod: its listener (the program starts on the first connection), pod network,
+        port-forward and log. A missing Secret or claim: the next event of the pod tries again."""
+        meta = pod["metadata"]
+        container = pod_webui.is_webui(pod)
+        try:
+            env = self.environment(pod, container)
+            mounts = pod_webui.volume_dirs(pod, container, self.run, self.pvc_uid)
+        except (kubelet_env.ContainerConfigError, LookupError) as exc:
+            print("pod_runner: WebUI pod %s/%s waits: %s" % (meta["namespace"], meta["name"], exc), flush=True)
+            return
+        for _path, host in mounts:
+            host.mkdir(parents=True, exist_ok=True)
+        rootfs = self.run / "pods" / meta["uid"] / "rootfs"
+        network = pod_webui.PodNetwork(meta["namespace"], self.resolve)
+        with self.lock:
+            self.networks[meta["uid"]] = network
+        log = self.run / "pod-logs" / ("%s_%s_%s.log" % (meta["namespace"], meta["name"], container["name"]))
+        log.touch()
+        webui = self.webuis.add(meta["uid"], "%s/%s" % (meta["namespace"], meta["name"]),
+                                pod_webui.process_env(env, mounts, rootfs, network.port),
+                                pod_webui.host_path(container.get("workingDir") or pod_webui.WORKDIR, mounts, rootfs),
+                                log)
+        ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")}
+                       | {int(pod_webui.IMAGE_ENV["PORT"])})
+        self._when_api(self.apply_kwok, meta, "portforwards", "PortForward",
+                       {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": webui.listen_port}}]})
+        self._when_api(self.apply_kwok, meta, "logs", "Logs",
+                       {"logs": [{"containers": [container["name"]], "logsFile": str(log), "previousLogsFile": str(log)}]})
+
+    def resolve(self, namespace, host, port):
+        """The local port behind ``host:port`` from a pod in ``namespace`` (a Service's cluster DNS name or
+        cluster IP): the first ready, live pod of the Service's selector that has a process here; else
+        (None, why)."""
+        try:
+            service = None
+            named = pod_webui.service_name(host, namespace)
+            if named:
+                service = self.core.read_namespaced_service(named[0], named[1])
+            else:
+                service = next((s for s in self.core.list_service_for_all_namespaces().items
+                                if s.spec.cluster_ip == host), None)
+            if service is None:
+                return None, "no such Service (the sandbox has no internet)"
+            if not any(p.port == port for p in service.spec.ports or []):
+                return None, "Service %s has no port %d" % (service.metadata.name, port)
+            selector = ",".join("%s=%s" % kv for kv in sorted((service.spec.selector or {}).items()))
+            pods = self.core.list_namespaced_pod(service.metadata.namespace, label_selector=selector).items
+        except ApiException as exc:
+            return None, "no such Service" if exc.status == 404 else "API error %s" % exc.status
+        for candidate in pods:
+            ready = any(c.type == "Ready" and c.status == "True" for c in candidate.status.conditions or [])
+            if not ready or candidate.metadata.deletion_timestamp:
+                continue
+            uid = candidate.metadata.uid
+            with self.lock:
+                if uid in self.engine_ports:
+                    return self.engine_ports[uid]
+            webui = self.webuis.get(uid) if self.webuis else None
+            if webui:
+                return webui.listen_port
+            if self.shared_engine_port and engine_container(
+                    self.api.sanitize_for_serialization(candidate))[0] is not None:
+                return self.shared_engine_port  # an engine pod without weights here: the shared engine
+        return None, "no ready endpoint of Service %s" % service.metadata.name
+
+    def watch_claims(self):
+        """A PVC's directory (its data) goes with the PVC."""
+        while True:
+            try:
+                stream = watch.Watch().stream(self.core.list_persistent_volume_claim_for_all_namespaces,
+                                              timeout_seconds=300)
+                for ev in stream:
+                    if ev["type"] == "DELETED":
+                        meta = ev["object"].metadata
+                        shutil.rmtree(self.run / "volumes" / meta.namespace / ("%s-%s" % (meta.name, meta.uid)),
+                                      ignore_errors=True)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError):
+                time.sleep(1)
+
     def apply_kwok(self, meta, plural, kind, spec):
         body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": kind,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"]}, "spec": spec}
@@ -438,7 +558,10 @@ class Runner:
         if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
             self.forget(pod)
             return
-        if needs_check(pod):
+        if self.webuis and webui_pending(pod) and pod["metadata"]["uid"] not in self.networks:
+            self.start_webui(pod)
+            return
+        if self.server and needs_check(pod):
             # Once per pod: its engine starts in a thread and the watch goes on (kwok's status updates
             # of the same pod come in meanwhile); retry_config calls handle() itself.
             with self.lock:
@@ -468,20 +591,39 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--run", required=True, help="the sandbox's run directory")
-    parser.add_argument("--vllm-python", required=True, help="python of the vLLM 0.8.5 venv")
+    parser.add_argument("--vllm-python", help="python of the vLLM 0.8.5 venv (no vLLM checks and no engine "
+                                              "per pod without it)")
     parser.add_argument("--no-engines", action="store_true", help="no engine process per pod (pod_engines.py)")
+    parser.add_argument("--webui-venv", help="the Open WebUI 0.6.18 venv (no WebUI pods served without it)")
+    parser.add_argument("--shared-engine-port", type=int, help="the shared llama.cpp server's port")
     args = parser.parse_args(argv)
-    t0 = time.time()
-    server = LineServer("vLLM check server", [args.vllm_python, str(HERE / "vllm_startup_check.py"), "--serve"])
-    print("pod_runner: vLLM check server ready in %.1f s" % (time.time() - t0), flush=True)
-    engines = None
-    if not args.no_engines:
+    server = engines = webuis = None
+    if args.vllm_python:
         t0 = time.time()
-        engines = LineServer("engine server", [sys.executable, str(HERE / "pod_engines.py"), "--serve"])
-        print("pod_runner: engine server ready in %.1f s" % (time.time() - t0), flush=True)
+        server = LineServer("vLLM check server", [args.vllm_python, str(HERE / "vllm_startup_check.py"), "--serve"])
+        print("pod_runner: vLLM check server ready in %.1f s" % (time.time() - t0), flush=True)
+        if not args.no_engines:
+            t0 = time.time()
+            engines = LineServer("engine server", [sys.executable, str(HERE / "pod_engines.py"), "--serve"])
+            print("pod_runner: engine server ready in %.1f s" % (time.time() - t0), flush=True)
+    if args.webui_venv:
+        webuis = pod_webui.WebUIs(str(pathlib.Path(args.webui_venv, "bin", "open-webui")),
+                                  pathlib.Path(args.run, "webuis.jsonl"))
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    pathlib.Path(args.run, "pod-runner.ready").write_text(str(os.getpid()))
-    Runner(api, args.run, server, engines).loop()
+    runner = Runner(api, args.run, server, engines, webuis, args.shared_engine_port)
+    if webuis:
+        threading.Thread(target=runner.watch_claims, daemon=True).start()
+
+    def terminate(*_args):
+        if webuis:
+            webuis.stop_all()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    pathlib.Path(args.run, "pod-runner.ready").write_text(json.dumps(
+        {"pid": os.getpid(), "vllm_checks": server is not None, "engines": engines is not None,
+         "webuis": webuis is not None}))
+    runner.loop()
 
 
 if __name__ == "__main__":

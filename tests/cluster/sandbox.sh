@@ -13,8 +13,9 @@
 # Environment: SANDBOX_DIR (run directory, default <repo>/.sandbox), SANDBOX_ENGINE=0 (no LLM),
 # SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below),
 # SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod and an engine process of its
-# own for every engine pod, pod_runner.py and pod_engines.py; needs the vLLM venv of hack/vllm-env.sh,
-# which it builds if missing; `make test` sets it).
+# own for every engine pod, pod_runner.py and pod_engines.py; needs the vLLM venv of hack/sandbox-venv.sh vllm,
+# which it builds if missing; `make test` sets it), SANDBOX_WEBUI=0 (no real Open WebUI for WebUI pods;
+# default 1: pod_runner.py and pod_webui.py run Open WebUI 0.6.18 from the venv of hack/sandbox-venv.sh webui).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -24,10 +25,10 @@ etcd_peer_port=${SANDBOX_ETCD_PEER_PORT:-12380}
 api_port=${SANDBOX_API_PORT:-16443}
 kwok_port=${SANDBOX_KWOK_PORT:-10247}
 engine_port=${SANDBOX_ENGINE_PORT:-18000}
-webui_port=${SANDBOX_WEBUI_PORT:-18080}
 class_size=${SANDBOX_CLASS_SIZE:-30}
 engine=${SANDBOX_ENGINE:-1}
 vllm_checks=${SANDBOX_VLLM_CHECKS:-0}
+webui=${SANDBOX_WEBUI:-1}
 py="$repo/.venv/bin/python"
 
 log() { echo "sandbox: $*" >&2; }
@@ -67,7 +68,7 @@ stop_proc() { # name: TERM to its process group, KILL after 5 s
 stop() {
   [ -d "$run/pids" ] || { log "not running"; rm -rf "$run"; return 0; }
   # Reverse start order: clients first, etcd last.
-  for name in pod-runner webui-standin engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in pod-runner engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     stop_proc "$name"
   done
   # Port-forwards and other helpers that tests registered.
@@ -206,7 +207,7 @@ kwok_config() {
     done
     awk -v gate="$gate" '/__ENGINE_GATE__/ { while ((getline line < gate) > 0) print line; next } { print }' \
       "$here/manifests/kwok-faults.yaml.tmpl"; echo "---"
-    sed "s|__ENGINE_PORT__|$engine_port|g; s|__WEBUI_PORT__|$webui_port|g; s|__RUN__|$run|g; s|__STANDIN__|$here/standin|g" \
+    sed "s|__ENGINE_PORT__|$engine_port|g; s|__RUN__|$run|g; s|__STANDIN__|$here/standin|g" \
       "$here/manifests/kwok-debugging.yaml.tmpl"
   } > "$run/kwok.yaml"
 }
@@ -259,7 +260,7 @@ up() {
   if pid_alive "$run/pids/kube-apiserver.pid"; then log "already running"; return 0; fi
   # Refuse before deleting anything if another process (another sandbox?) holds one of our ports.
   local port busy=""
-  for port in "$etcd_port" "$etcd_peer_port" "$api_port" "$kwok_port" "$engine_port" "$webui_port"; do
+  for port in "$etcd_port" "$etcd_peer_port" "$api_port" "$kwok_port" "$engine_port"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy="$busy $port"; fi
   done
   [ -z "$busy" ] || die "port(s)$busy on 127.0.0.1 are in use (another sandbox?); choose other SANDBOX_*_PORT values"
@@ -297,11 +298,17 @@ up() {
     --authorization-kubeconfig="$run/admin.kubeconfig" --leader-elect=false \
     --bind-address=127.0.0.1 --secure-port=0 --v=0
   kwok_config
-  local crds=() vllm_py=""
+  local crds=() runner_args=()
   if [ "$vllm_checks" = 1 ]; then
-    vllm_py=$(bash "$repo/hack/vllm-env.sh" | tail -1)/bin/python
+    runner_args+=(--vllm-python "$(bash "$repo/hack/sandbox-venv.sh" vllm | tail -1)/bin/python")
+  fi
+  if [ "$webui" = 1 ]; then
+    runner_args+=(--webui-venv "$(bash "$repo/hack/sandbox-venv.sh" webui | tail -1)")
+  fi
+  if [ ${#runner_args[@]} -gt 0 ]; then
     # Per-pod logs and port-forwards (kwok's Logs and PortForward objects): the log of a pod vLLM
-    # refuses, and the engine process of each engine pod (pod_runner.py, pod_engines.py).
+    # refuses, the engine process of each engine pod (pod_engines.py) and the Open WebUI of each WebUI
+    # pod (pod_webui.py).
     for crd in logs portforwards; do
       kubectl_admin apply -f "$(kwok_source)/kustomize/crd/bases/kwok.x-k8s.io_$crd.yaml" >/dev/null
       wait_for "kwok's $crd CRD" 30 kubectl_admin get "$crd.kwok.x-k8s.io" -A
@@ -319,12 +326,10 @@ up() {
     engine_config
     start_proc_cri engine "$py" -m llama_cpp.server --config_file "$run/engine.json"
   fi
-  if [ "$vllm_checks" = 1 ]; then
+  if [ ${#runner_args[@]} -gt 0 ]; then
     start_proc pod-runner "$py" "$here/pod_runner.py" --kubeconfig "$run/admin.kubeconfig" --run "$run" \
-      --vllm-python "$vllm_py"
+      --shared-engine-port "$engine_port" "${runner_args[@]}"
   fi
-  start_proc_cri webui-standin "${py:-python3}" "$here/standin/webui_standin.py" --port "$webui_port" \
-    --engine "http://127.0.0.1:$engine_port"
   cluster_objects
   for id in $(students); do student_kubeconfig "$id"; done
   wait_for "GPU nodes Ready" 60 kubectl_admin wait --for=condition=Ready node --all --timeout=1s
@@ -333,9 +338,8 @@ up() {
   if [ "$engine" = 1 ]; then
     wait_for "the LLM engine" 120 curl -sf "http://127.0.0.1:$engine_port/v1/models"
   fi
-  wait_for "the WebUI stand-in" 30 curl -sf "http://127.0.0.1:$webui_port/health"
-  if [ "$vllm_checks" = 1 ]; then
-    wait_for "vLLM's start-up checks (pod_runner.py)" 180 test -f "$run/pod-runner.ready"
+  if [ ${#runner_args[@]} -gt 0 ]; then
+    wait_for "the pod runner (pod_runner.py)" 180 test -f "$run/pod-runner.ready"
   fi
   log "ready in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s: $(status_line)"
 }

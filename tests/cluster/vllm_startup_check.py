@@ -1,6 +1,6 @@
 """vLLM 0.8.5's own start-up checks, run on a pod's argv and environment (sandbox only; no GPU).
 
-Runs in the sandbox's vLLM venv (hack/vllm-env.sh: vllm==0.8.5 from PyPI). Input, as JSON on stdin:
+Runs in the sandbox's vLLM venv (hack/sandbox-venv.sh vllm: vllm==0.8.5 from PyPI). Input, as JSON on stdin:
 ``{"argv": [...], "env": {...}}``: the engine container's args (the image's entrypoint is vLLM's
 OpenAI API server, which parses them with ``make_arg_parser``) and the environment a kubelet would
 give it (tests/cluster/kubelet_env.py). What it runs, all of it vLLM's own code:

@@ -327,6 +327,7 @@ def test_webui_lifecycle_keeps_data_and_secret_key(sandbox, inventory):
         assert env["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "webui-secret-key"
         assert env["ENABLE_OLLAMA_API"]["value"] == "False"
         assert env["ENABLE_PERSISTENT_CONFIG"]["value"] == "False"
+        assert env["ENABLE_EVALUATION_ARENA_MODELS"]["value"] == "False"
         assert c["ports"][0]["containerPort"] == 8080
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["httpGet"]["port"] == "http" and c[probe]["httpGet"]["path"] == "/health"
