@@ -1,5 +1,5 @@
 # Run: export SANDBOX_DIR=$PWD/.sandbox-bench SANDBOX_API_PORT=61443 SANDBOX_ETCD_PORT=61379 SANDBOX_ETCD_PEER_PORT=61380 \
-#   SANDBOX_KWOK_PORT=61247 SANDBOX_ENGINE_PORT=61000 SANDBOX_WEBUI_PORT=61080 SANDBOX_ENGINE=0 SANDBOX_CLASS_SIZE=0 \
+#   SANDBOX_KWOK_PORT=61247 SANDBOX_ENGINE_PORT=61000 SANDBOX_WEBUI=0 SANDBOX_ENGINE=0 SANDBOX_CLASS_SIZE=0 \
 #   && bash tests/cluster/sandbox.sh up && .venv/bin/python bench/gpu_capacity_bench.py; bash tests/cluster/sandbox.sh down
 # (bench/report.py starts and stops that sandbox itself.)
 """Benchmark of haw_icc.llm.gpu_capacity on a big cluster (issue 3).

@@ -42,7 +42,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {
     "SANDBOX_DIR": str(REPO / ".sandbox-healthbench"), "SANDBOX_API_PORT": "57443", "SANDBOX_ETCD_PORT": "57379",
     "SANDBOX_ETCD_PEER_PORT": "57380", "SANDBOX_KWOK_PORT": "57247", "SANDBOX_ENGINE_PORT": "57800",
-    "SANDBOX_WEBUI_PORT": "57880",
+    "SANDBOX_WEBUI": "0",
 }
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 QUESTION = "What is the capital of Germany? Answer in one word."

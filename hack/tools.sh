@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System tools the test command needs besides Python packages and Go builds (Debian packages):
-# shellcheck (ansible-test sanity) and Chromium with its driver (the WebUI browser test, driven by
-# Playwright with executable_path=/usr/bin/chromium; nothing downloads a browser).
+# ShellCheck for ansible-test sanity, and Chromium with its driver for the WebUI browser test
+# (driven by Playwright with executable_path=/usr/bin/chromium; nothing downloads a browser).
 set -euo pipefail
 need=()
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)

@@ -8,6 +8,7 @@ import pathlib
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -217,6 +218,23 @@ def http_json(url, payload=None, timeout=60):
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read().decode())
+
+
+def webui_models(url, email="admin@example.org", password="sandbox-test-password-1"):
+    """The model ids the real Open WebUI at ``url`` (the sandbox's, pod_webui.py) lists to its first (admin)
+    account, which this signs up (or in, when it exists); the first request may start the program."""
+    token = None
+    for path in ("/api/v1/auths/signup", "/api/v1/auths/signin"):
+        try:
+            token = http_json(url.rstrip("/") + path, {"name": "Admin", "email": email, "password": password},
+                              timeout=180)["token"]
+            break
+        except urllib.error.HTTPError:
+            continue
+    assert token, "neither sign-up nor sign-in worked at %s" % url
+    req = urllib.request.Request(url.rstrip("/") + "/api/models", headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return [m["id"] for m in json.loads(resp.read().decode())["data"]]
 
 
 def wait_until(predicate, timeout=60, interval=0.5, what="condition"):

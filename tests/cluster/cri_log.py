@@ -2,7 +2,7 @@
 
 kwok serves `kubectl logs` of the simulated pods from a file (manifests/kwok-debugging.yaml.tmpl)
 and only understands the CRI (or Docker JSON) log format, as a kubelet would; plain text gives
-"unsupported log format". The sandbox pipes the engine's and the WebUI stand-in's output through this.
+"unsupported log format". The sandbox pipes the shared engine's output through this (pod_engines.py and pod_webui.py use cri_line).
 """
 import datetime
 import sys

@@ -91,18 +91,21 @@ def engine_container(pod):
     return None, None
 
 
-def webui_pending(pod):
-    """True for a live WebUI pod bound to a node."""
-    return (not pod["metadata"].get("deletionTimestamp") and bool(pod["spec"].get("nodeName"))
-            and pod_webui.is_webui(pod) is not None)
+def pod_container(pod):
+    """(kind, container): the engine container ("vllm" or "tgi") or Open WebUI's ("webui"), else (None, None)."""
+    engine, container = engine_container(pod)
+    if engine:
+        return engine, container
+    webui = pod_webui.is_webui(pod)
+    return ("webui", webui) if webui else (None, None)
 
 
 def needs_check(pod):
-    """True for a live engine pod bound to a node (a kubelet sees no other) that has no verdict yet."""
+    """True for a live engine or WebUI pod bound to a node (a kubelet sees no other) that has no verdict yet."""
     meta = pod["metadata"]
     if meta.get("deletionTimestamp") or (meta.get("annotations") or {}).get(ANNOTATION):
         return False
-    return bool(pod["spec"].get("nodeName")) and engine_container(pod)[0] is not None
+    return bool(pod["spec"].get("nodeName")) and pod_container(pod)[0] is not None
 
 
 def _flag(argv, env, flags, env_name=None):
@@ -245,7 +248,7 @@ class Runner:
     # --- verdicts ---------------------------------------------------------------------------------
 
     def handle(self, pod):
-        engine, container = engine_container(pod)
+        engine, container = pod_container(pod)
         meta = pod["metadata"]
         started = now()
         if container["name"] in FIXTURE_CONTAINERS:
@@ -257,6 +260,10 @@ class Runner:
             # The kubelet keeps the container waiting and tries again at its next sync.
             self.patch_status(pod, crash_status(pod, container, str(exc), 0, 0, reason="CreateContainerConfigError"))
             threading.Thread(target=self.retry_config, args=(pod,), daemon=True).start()
+            return
+        if engine == "webui":
+            if self.start_webui(pod, container, env):
+                self._when_api(self.annotate, pod, "ready")
             return
         argv = [str(a) for a in (container.get("args") or [])]
         if engine == "tgi":
@@ -290,7 +297,7 @@ class Runner:
             if current["metadata"]["uid"] != meta["uid"] or not needs_check(current):
                 return
             try:
-                self.environment(current, engine_container(current)[1])
+                self.environment(current, pod_container(current)[1])
             except kubelet_env.ContainerConfigError:
                 continue
             except (ApiException, urllib3.exceptions.HTTPError):
@@ -461,17 +468,18 @@ class Runner:
                 return None
             raise
 
-    def start_webui(self, pod):
+    def start_webui(self, pod, container, env):
         """Register a WebUI pod: its listener (the program starts on the first connection), pod network,
-        port-forward and log. A missing Secret or claim: the next event of the pod tries again."""
+        port-forward and log. False if a claim is not there (the pod's next event tries again, as a
+        kubelet waits for the volume)."""
         meta = pod["metadata"]
-        container = pod_webui.is_webui(pod)
         try:
-            env = self.environment(pod, container)
             mounts = pod_webui.volume_dirs(pod, container, self.run, self.pvc_uid)
-        except (kubelet_env.ContainerConfigError, LookupError) as exc:
+        except LookupError as exc:
             print("pod_runner: WebUI pod %s/%s waits: %s" % (meta["namespace"], meta["name"], exc), flush=True)
-            return
+            with self.lock:
+                self.starting.discard(meta["uid"])
+            return False
         for _path, host in mounts:
             host.mkdir(parents=True, exist_ok=True)
         rootfs = self.run / "pods" / meta["uid"] / "rootfs"
@@ -490,6 +498,7 @@ class Runner:
                        {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": webui.listen_port}}]})
         self._when_api(self.apply_kwok, meta, "logs", "Logs",
                        {"logs": [{"containers": [container["name"]], "logsFile": str(log), "previousLogsFile": str(log)}]})
+        return True
 
     def resolve(self, namespace, host, port):
         """The local port behind ``host:port`` from a pod in ``namespace`` (a Service's cluster DNS name or
@@ -558,10 +567,7 @@ class Runner:
         if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
             self.forget(pod)
             return
-        if self.webuis and webui_pending(pod) and pod["metadata"]["uid"] not in self.networks:
-            self.start_webui(pod)
-            return
-        if self.server and needs_check(pod):
+        if needs_check(pod) and (self.server if engine_container(pod)[0] else self.webuis):
             # Once per pod: its engine starts in a thread and the watch goes on (kwok's status updates
             # of the same pod come in meanwhile); retry_config calls handle() itself.
             with self.lock:

@@ -21,7 +21,8 @@ named after the pod), at most ``MAX_RUNNING`` run at once (the one idle longest 
 idle for ``IDLE_SECONDS`` stops; its data stays on the PVC, so the next connection finds it again.
 The pod's ``kubectl logs`` is the program's output (a kwok ``Logs`` object).
 
-What it cannot show: the image's own start script (``start.sh``: it runs the same uvicorn app),
+What it cannot show: the image's own start script (``start.sh``: it runs the same uvicorn app; its one
+other step, a generated key when WEBUI_SECRET_KEY is empty, is ``start_script_env``),
 anything of the image's file system beyond ``IMAGE_ENV``, and the kubelet's probes (a WebUI pod's
 readiness is kwok's; the program's own ``/health`` is checked on its first start).
 """
@@ -34,6 +35,7 @@ import os
 import pathlib
 import posixpath
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -125,6 +127,20 @@ def process_env(kubelet_env, mounts, rootfs, proxy_port):
                 "PYTHONUNBUFFERED": "1"})
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         env.pop(name, None)
+    return env
+
+
+def start_script_env(env, workdir):
+    """What the image's start.sh does before it starts the app: with neither WEBUI_SECRET_KEY nor
+    WEBUI_JWT_SECRET_KEY set, it generates a key once into ``.webui_secret_key`` of its directory (the
+    container's own layer: a new pod gets a new key, and every login is lost) and uses that."""
+    env = dict(env)
+    if not env.get("WEBUI_SECRET_KEY") and not env.get("WEBUI_JWT_SECRET_KEY"):
+        key_file = pathlib.Path(workdir, ".webui_secret_key")
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(9)[:12])
+        env["WEBUI_SECRET_KEY"] = key_file.read_text()
     return env
 
 
@@ -266,35 +282,39 @@ class WebUI:
             out.write(cri_log.cri_line(line, "stderr"))
 
     def ensure_running(self):
-        """The program's port, after starting it (and waiting for its /health) if it does not run."""
-        with self.lock:
-            if self.running():
-                self.last = time.time()
-                return self.port
-            if self.closed:
-                raise RuntimeError("the pod is gone")
+        """The program's port, after starting it (and waiting for its /health) if it does not run. One
+        program starts at a time (``WebUIs.start_lock``); connections that come meanwhile wait for it."""
+        with self.owner.start_lock:
+            with self.lock:
+                if self.running():
+                    self.last = time.time()
+                    return self.port
+                if self.closed:
+                    raise RuntimeError("the pod is gone")
             self.owner.make_room(self)
-            self.port = free_port()
-            # The directories the image has (its WORKDIR, HOME and data directory).
-            for path in [self.cwd] + [self.env[n] for n in ("DATA_DIR", "HOME") if self.env.get(n, "").startswith("/")]:
-                pathlib.Path(path).mkdir(parents=True, exist_ok=True)
-            t0 = time.time()
-            # pylint: disable-next=consider-using-with  # it runs until stop()
-            self.proc = subprocess.Popen(
-                [self.owner.program, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True)
-            threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
-            seconds = self._wait_health(t0)
+            with self.lock:
+                self.port = free_port()
+                # The directories the image has (its WORKDIR, HOME and data directory).
+                for path in [self.cwd] + [self.env[n] for n in ("DATA_DIR", "HOME") if self.env.get(n, "").startswith("/")]:
+                    pathlib.Path(path).mkdir(parents=True, exist_ok=True)
+                t0 = time.time()
+                # pylint: disable-next=consider-using-with  # it runs until stop()
+                self.proc = subprocess.Popen(
+                    [self.owner.program, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                    env=start_script_env(self.env, self.cwd), cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, start_new_session=True)
+                proc = self.proc
+            threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
+            seconds = self._wait_health(proc, t0)
             self.starts.append(seconds)
             self.last = time.time()
-            self.owner.record(self, seconds)
+            self.owner.record(self, proc, seconds)
             return self.port
 
-    def _wait_health(self, t0):
+    def _wait_health(self, proc, t0):
         while time.time() - t0 < START_TIMEOUT:
-            if self.proc.poll() is not None:
-                raise RuntimeError("Open WebUI exited with status %s (see the pod's log)" % self.proc.returncode)
+            if proc.poll() is not None:
+                raise RuntimeError("Open WebUI exited with status %s (see the pod's log)" % proc.returncode)
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 conn.request("GET", "/health")
@@ -303,7 +323,7 @@ class WebUI:
             except OSError:
                 pass
             time.sleep(0.2)
-        self._stop_locked()
+        self.stop()
         raise RuntimeError("Open WebUI did not answer /health within %d s" % START_TIMEOUT)
 
     def _pump(self, proc):
@@ -313,8 +333,8 @@ class WebUI:
                 out.flush()
 
     def idle_for(self):
-        with self.lock:
-            return 0 if self.active else time.time() - self.last
+        """Seconds without a connection (0 while one is open)."""
+        return 0 if self.active else time.time() - self.last
 
     def stop(self):
         with self.lock:
@@ -347,6 +367,7 @@ class WebUIs:
         self.results = pathlib.Path(results)
         self.pods = {}  # pod uid -> WebUI
         self.lock = threading.Lock()
+        self.start_lock = threading.Lock()
         threading.Thread(target=self._reap_idle, daemon=True).start()
 
     def add(self, key, pod_name, env, cwd, log):
@@ -384,9 +405,9 @@ class WebUIs:
                 if webui.running() and webui.idle_for() > IDLE_SECONDS:
                     webui.stop()
 
-    def record(self, webui, seconds):
-        entry = {"pod": webui.pod_name, "seconds": seconds, "start": len(webui.starts), "pid": webui.proc.pid,
-                 "rss_kib": rss_kib(webui.proc.pid), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    def record(self, webui, proc, seconds):
+        entry = {"pod": webui.pod_name, "seconds": seconds, "start": len(webui.starts), "pid": proc.pid,
+                 "rss_kib": rss_kib(proc.pid), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         with self.lock, open(self.results, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
 

@@ -192,10 +192,18 @@ kwok_source() { # the kwok module's source directory (its stock stages and CRDs)
 }
 
 kwok_config() {
-  local k gate=/dev/null
+  local k gate=/dev/null images=()
   k=$(kwok_source)
-  # With the vLLM checks, kwok's pod-ready stage waits for pod_runner.py's verdict on vLLM pods.
-  [ "$vllm_checks" = 1 ] && gate="$here/manifests/kwok-engine-gate.yaml.part"
+  # kwok's pod-ready stage waits for pod_runner.py on the pods it runs something for: engine pods with
+  # the vLLM checks, WebUI pods with the real WebUI (the patterns are jq regexes inside a YAML scalar).
+  [ "$vllm_checks" = 1 ] && images+=('^(docker\\.io/)?vllm/vllm-openai(:|@|$)' '^ghcr\\.io/huggingface/text-generation-inference(:|@|$)')
+  [ "$webui" = 1 ] && images+=('^ghcr\\.io/open-webui/open-webui(:|@|$)')
+  if [ ${#images[@]} -gt 0 ]; then
+    gate="$run/kwok-gate.yaml.part"
+    local joined part; joined=$(IFS='|'; echo "${images[*]}")
+    part=$(<"$here/manifests/kwok-engine-gate.yaml.part")
+    printf '%s\n' "${part//__GATED_IMAGES__/"$joined"}" > "$gate"
+  fi
   {
     # pod/fast/pod-ready.yaml and pod/fast/pod-delete.yaml are replaced by the copies in
     # manifests/kwok-faults.yaml.tmpl (they skip the pods of the fault stages).

@@ -18,7 +18,7 @@ import urllib.error
 
 import pytest
 
-from sandboxlib import MODEL_TP, REPO, http_json, run_playbook, running_pod, wait_until
+from sandboxlib import MODEL_TP, REPO, http_json, run_playbook, running_pod, wait_until, webui_models
 from sandboxlib import snapshot as shared_snapshot
 # The engines of these tests run on up to 4 GPUs: TinyLlama's name (32 attention heads, 4 KV heads), as
 # SmolLM2's 9 heads divide by 1 or 3 only and vLLM's own checks (tests/cluster/pod_runner.py) refuse 2 or 4.
@@ -88,8 +88,11 @@ def engine_objects(ns, gpus=4, tp=None, container="vllm", model=ENGINE_MODEL, we
              "metadata": {"name": "webui", "namespace": ns, "labels": WEBUI_LABELS},
              "spec": {"replicas": 1, "selector": {"matchLabels": wsel},
                       "template": {"metadata": {"labels": WEBUI_LABELS}, "spec": {"containers": [{
-                          "name": "webui", "image": "ghcr.io/open-webui/open-webui:v0.6.5",
+                          "name": "webui", "image": "ghcr.io/open-webui/open-webui:v0.6.18",
                           "ports": [{"name": "http", "containerPort": 8080}],
+                          # The real Open WebUI runs this pod: without a base URL it would ask api.openai.com.
+                          "env": [{"name": "OPENAI_API_BASE_URL", "value": "http://vllm:8000/v1"},
+                                  {"name": "ENABLE_OLLAMA_API", "value": "False"}],
                           "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                         "limits": {"cpu": "1", "memory": "1Gi"}}}]}}}},
             {"apiVersion": "v1", "kind": "Service",
@@ -331,7 +334,8 @@ def test_access_opens_and_closes_the_ports(sandbox, own_engine, tmp_path):
         models = http_json("http://127.0.0.1:%d/v1/models" % api_port)
         assert ENGINE_MODEL in [m["id"] for m in models["data"]]
         assert forwards["api"]["url"] == "http://127.0.0.1:%d/v1" % api_port
-        assert ENGINE_MODEL in [m["id"] for m in http_json("http://127.0.0.1:%d/api/models" % webui_port)["data"]]
+        # The real Open WebUI behind the forward lists the engine's model (after a login, as it wants).
+        assert ENGINE_MODEL in webui_models("http://127.0.0.1:%d" % webui_port)
         urls = "\n".join(run.result("Show the URLs")["msg"])
         assert "http://127.0.0.1:%d/v1" % api_port in urls and "http://127.0.0.1:%d/" % webui_port in urls
         pids = [f["pid"] for f in forwards.values()]

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from sandboxlib import MODEL, MODEL_TP, REPO, run_playbook, wait_until
+from sandboxlib import MODEL, MODEL_TP, REPO, kubectl_apply, run_playbook, wait_until
 
 NS_VLLM = "wcls028-default"
 NS_TGI = "wcls029-default"
@@ -314,9 +314,28 @@ def secret_key(sandbox):
     return get(sandbox, NS_WEBUI, "secret", "webui-secret-key")["data"]["secret-key"]
 
 
+def engine_key_secret(sandbox, namespace, name="vllm-api-key"):
+    """The engine's API key Secret, as the vllm role creates it (cleanup() removes it with the rest)."""
+    kubectl_apply(sandbox, [{"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "haw-icc-llm"}},
+        "stringData": {"api-key": API_KEY}}])
+
+
+def test_webui_with_a_missing_key_secret_fails_fast_and_names_it(sandbox, inventory):
+    cleanup(sandbox, NS_WEBUI)
+    try:
+        run = play("webui", inventory, NS_WEBUI, webui_openai_api_key_secret="no-such-key")
+        assert run.rc != 0
+        msg = " ".join(run.failure_messages())
+        assert "no-such-key" in msg and "CreateContainerConfigError" in msg, msg
+    finally:
+        cleanup(sandbox, NS_WEBUI)
+
+
 def test_webui_lifecycle_keeps_data_and_secret_key(sandbox, inventory):
     cleanup(sandbox, NS_WEBUI)
     try:
+        engine_key_secret(sandbox, NS_WEBUI)
         ok(play("webui", inventory, NS_WEBUI, webui_openai_api_key_secret="vllm-api-key"))
         dep = get(sandbox, NS_WEBUI, "deployment", "webui")
         [c] = dep["spec"]["template"]["spec"]["containers"]
@@ -339,7 +358,8 @@ def test_webui_lifecycle_keeps_data_and_secret_key(sandbox, inventory):
         assert key not in json.dumps(dep)
         proc, port = sandbox.port_forward(NS_WEBUI, "svc/webui", 3000)
         try:
-            assert http_get("http://127.0.0.1:%d/health" % port)[0] == 200
+            # The real Open WebUI starts on this first connection (tests/cluster/pod_webui.py).
+            assert http_get("http://127.0.0.1:%d/health" % port, timeout=180)[0] == 200
         finally:
             proc.kill()
 

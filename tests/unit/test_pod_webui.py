@@ -82,7 +82,7 @@ def serve_once(response):
     got = []
 
     def run():
-        conn, _ = sock.accept()
+        conn, _addr = sock.accept()
         data = b""
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
@@ -134,3 +134,13 @@ def test_webui_images_are_recognised():
     assert pod_webui.IMAGE.match("ghcr.io/open-webui/open-webui:v0.6.18")
     assert pod_webui.IMAGE.match("ghcr.io/open-webui/open-webui@sha256:abc")
     assert not pod_webui.IMAGE.match("ghcr.io/open-webui/open-webui-fork:v1")
+
+
+def test_without_a_secret_key_the_start_script_generates_one_in_the_containers_layer(tmp_path):
+    first = pod_webui.start_script_env({"WEBUI_SECRET_KEY": ""}, tmp_path / "a")
+    assert first["WEBUI_SECRET_KEY"] and (tmp_path / "a" / ".webui_secret_key").read_text() == first["WEBUI_SECRET_KEY"]
+    assert pod_webui.start_script_env({}, tmp_path / "a")["WEBUI_SECRET_KEY"] == first["WEBUI_SECRET_KEY"]
+    # A new pod is a new layer: another key, so the old logins are invalid.
+    assert pod_webui.start_script_env({}, tmp_path / "b")["WEBUI_SECRET_KEY"] != first["WEBUI_SECRET_KEY"]
+    given = pod_webui.start_script_env({"WEBUI_SECRET_KEY": "from-the-secret"}, tmp_path / "c")
+    assert given["WEBUI_SECRET_KEY"] == "from-the-secret" and not (tmp_path / "c").exists()
