@@ -8,7 +8,15 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    DOCUMENTATION = r"""
+    _API_KEY = r"""
+  api_key:
+    description:
+      - A bearer token for the API server, overriding the kubeconfig's credentials.
+      - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
+    type: str
+"""
+
+    _TEMPLATE = r"""
 options:
   kubeconfig:
     description:
@@ -26,12 +34,7 @@ options:
       - URL of the Kubernetes API server, overriding the kubeconfig's server.
       - Can also be set with the E(K8S_AUTH_HOST) environment variable.
     type: str
-  api_key:
-    description:
-      - A bearer token for the API server, overriding the kubeconfig's credentials.
-      - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
-    type: str
-  validate_certs:
+__API_KEY__  validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
       - Can also be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
@@ -52,3 +55,9 @@ options:
 requirements:
   - kubernetes >= 24.2.0 (Python client)
 """
+
+    # Every connection option of kubernetes.core.
+    DOCUMENTATION = _TEMPLATE.replace("__API_KEY__", _API_KEY)
+    # The same without api_key, for a module whose api_key means something else (llm_health's
+    # deprecated alias of llm_api_key, the LLM server's key).
+    NO_API_KEY = _TEMPLATE.replace("__API_KEY__", "")

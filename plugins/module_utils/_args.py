@@ -27,8 +27,11 @@ CONNECTION_ARG_SPEC = dict(
 )
 
 
-def connection_spec(**extra):
-    """A fresh copy of the connection spec, updated with the module's own options."""
+def connection_spec(drop=(), **extra):
+    """A fresh copy of the connection spec without the options in ``drop``, updated with the
+    module's own options (``drop`` pairs with a doc fragment variant such as ``connection.NO_API_KEY``)."""
     spec = copy.deepcopy(CONNECTION_ARG_SPEC)
+    for name in drop:
+        del spec[name]
     spec.update(extra)
     return spec

@@ -123,6 +123,14 @@ class Kube(object):
             raise unreachable(self.server, exc)
 
 
+def namespace_read_failure(namespace, kubeconfig, context, exc):
+    """The one message for a namespace that these credentials cannot read (the plan, status, ...)."""
+    shown = kubeconfig if isinstance(kubeconfig, str) and kubeconfig else "(default)" if not kubeconfig else "(a dictionary)"
+    return ("Cannot read namespace %s with kubeconfig %s%s: %s Is icc_namespace your own namespace (w<id>-default) "
+            "and the kubeconfig yours? Nothing was changed."
+            % (namespace, shown, " context %s" % context if context else "", getattr(exc, "message", None) or str(exc)))
+
+
 def unreachable(server, exc):
     return ClusterUnreachableError(
         "Cannot reach the Kubernetes API server at %s (%s)." % (server, _short(exc)),

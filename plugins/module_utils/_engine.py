@@ -942,10 +942,38 @@ _LIVE_FLAGS = {
     "--model": "model", "--model-id": "model", "--served-model-name": "served_model_name",
     "--quantization": "quantization", "-q": "quantization", "--quantize": "quantization",
     "--max-model-len": "max_model_len", "--max-total-tokens": "max_total_tokens",
-    "--max-input-tokens": "max_input_tokens", "--tensor-parallel-size": "tensor_parallel",
+    "--max-input-tokens": "max_input_tokens", "--tensor-parallel-size": "tensor_parallel", "-tp": "tensor_parallel",
     "--num-shard": "tensor_parallel", "--dtype": "dtype",
 }
 _LIVE_INTS = ("max_model_len", "max_total_tokens", "max_input_tokens", "tensor_parallel")
+
+
+def command_settings(container):
+    """The settings an engine container's command line says (the one parser of it, for the plan,
+    status and test_gpu): model (``--model``, ``--model-id``, ``--model=...`` or vLLM's ``serve
+    <model>``), served_model_name, quantization, max_model_len, max_total_tokens, max_input_tokens,
+    tensor_parallel (1 unless given) and dtype; None for what the command line does not say."""
+    args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+    out = {"model": None, "served_model_name": None, "quantization": "", "max_model_len": None,
+           "max_total_tokens": None, "max_input_tokens": None, "tensor_parallel": 1, "dtype": None}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        flag, _sep, inline = arg.partition("=")
+        if arg == "serve" and i + 1 < len(args) and out["model"] is None and not args[i + 1].startswith("-"):
+            out["model"] = args[i + 1]
+            i += 2
+            continue
+        if flag in _LIVE_FLAGS:
+            value = inline if _sep else (args[i + 1] if i + 1 < len(args) else "")
+            key = _LIVE_FLAGS[flag]
+            out[key] = int(value) if key in _LIVE_INTS and value.isdigit() else value
+            i += 1 if _sep else 2
+            continue
+        i += 1
+    if out["served_model_name"] is None:
+        out["served_model_name"] = out["model"]
+    return out
 
 
 def live_settings(deployment):
@@ -961,24 +989,9 @@ def live_settings(deployment):
     spec = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = spec.get("containers") or [{}]
     container = containers[0]
-    args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     out = {"engine": (meta.get("labels") or {}).get("app.kubernetes.io/name"), "name": meta.get("name"),
-           "image": container.get("image"), "model": None, "served_model_name": None, "quantization": "",
-           "max_model_len": None, "max_total_tokens": None, "max_input_tokens": None,
-           "tensor_parallel": 1, "dtype": None, "gpu_count": 0, "shm_size": None}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        flag, _sep, inline = arg.partition("=")
-        if flag in _LIVE_FLAGS:
-            value = inline if _sep else (args[i + 1] if i + 1 < len(args) else "")
-            key = _LIVE_FLAGS[flag]
-            out[key] = int(value) if key in _LIVE_INTS and value.isdigit() else value
-            i += 1 if _sep else 2
-            continue
-        i += 1
-    if out["served_model_name"] is None:
-        out["served_model_name"] = out["model"]
+           "image": container.get("image"), "gpu_count": 0, "shm_size": None}
+    out.update(command_settings(container))
     limits = (container.get("resources") or {}).get("limits") or {}
     try:
         out["gpu_count"] = int(str(limits.get(GPU_RESOURCE, 0)))

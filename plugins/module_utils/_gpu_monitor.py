@@ -152,7 +152,7 @@ def explain_failure(output, exit_code=None, nvidia_smi="nvidia-smi"):
     raise NvidiaSmiError("nvidia-smi failed (exit code %s): %s" % (exit_code, text[:300] or "no output"))
 
 
-def _split(line):
+def split_csv_line(line):
     return [v.strip() for v in next(csv.reader([line], skipinitialspace=True))]
 
 
@@ -200,7 +200,7 @@ def parse_gpu_csv(text, exit_code=0, nvidia_smi="nvidia-smi"):
         explain_failure(text, exit_code, nvidia_smi)
     gpus = []
     for line in lines:
-        values = _split(line)
+        values = split_csv_line(line)
         if len(values) != len(GPU_FIELDS):
             if len(gpus) == 0 and len(values) < 3:
                 explain_failure(text, exit_code, nvidia_smi)
@@ -230,7 +230,7 @@ def parse_apps_csv(text, exit_code=0, nvidia_smi="nvidia-smi"):
     for line in (text or "").splitlines():
         if not line.strip() or "no running processes found" in line.lower():
             continue
-        values = _split(line)
+        values = split_csv_line(line)
         if len(values) != len(APP_FIELDS):
             raise NvidiaSmiError("nvidia-smi printed %d values where %d were asked for: %r"
                                  % (len(values), len(APP_FIELDS), line[:200]))

@@ -265,7 +265,7 @@ def _server_message(body):
 
 def _advice(status):
     if status == 401:
-        return "The server wants an API key: set api_key (from the engine's Secret)."
+        return "The server wants an API key: set llm_api_key (or api_key_secret, the engine's Secret)."
     if status == 404:
         return "Check the URL and the model name; the server does not know this path or model."
     if status >= 500:

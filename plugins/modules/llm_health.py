@@ -29,7 +29,7 @@ description:
 author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - haw_icc.llm.connection
+  - haw_icc.llm.connection.NO_API_KEY
   - haw_icc.llm.attributes.INFO_MODULE
 options:
   base_url:
@@ -60,17 +60,20 @@ options:
     description: Upper bound of tokens in each answer.
     type: int
     default: 32
-  api_key:
+  llm_api_key:
     description:
       - API key of the LLM server (not of Kubernetes), sent as a bearer token.
-      - Unlike in the other modules of this collection, not read from E(K8S_AUTH_API_KEY).
+      - Not read from E(K8S_AUTH_API_KEY), which is a Kubernetes token.
+      - The alias O(api_key) is deprecated and will be removed in 1.0.0 (it reads like the Kubernetes
+        token option of kubernetes.core, which this module does not take).
     type: str
+    aliases: [api_key]
   api_key_secret:
     description:
       - Name of a Secret in O(namespace) that holds the API key of the LLM server under the key
         O(api_key_secret_key), as the vllm role stores it (C(<name>-api-key)) or as a user's own Secret
         referenced by C(vllm_api_key_secret).
-      - Read with the module's Kubernetes credentials when O(api_key) is not given; the key is never
+      - Read with the module's Kubernetes credentials when O(llm_api_key) is not given; the key is never
         returned.
     type: str
   api_key_secret_key:
@@ -112,8 +115,8 @@ options:
     default: 5
 notes:
   - The Kubernetes connection options are only used with O(service).
-  - In this module O(api_key) is the key of the LLM server, not a Kubernetes token; with O(service) the
-    Kubernetes credentials come from the kubeconfig.
+  - O(llm_api_key) is the key of the LLM server, not a Kubernetes token; with O(service) the Kubernetes
+    credentials come from the kubeconfig (this module takes no Kubernetes token).
 """
 
 EXAMPLES = r"""
@@ -259,10 +262,10 @@ def secret_value(kube, namespace, name, key):
 def run(module):
     params = module.params
     _check_inputs(params)
-    key = {"value": params["api_key"]}
+    key = {"value": params["llm_api_key"]}
 
     def llm_key(kube, namespace):
-        """The LLM server's key: api_key, or read once from api_key_secret."""
+        """The LLM server's key: llm_api_key, or read once from api_key_secret."""
         if key["value"] is None and params["api_key_secret"]:
             key["value"] = secret_value(kube, namespace, params["api_key_secret"], params["api_key_secret_key"])
             module.no_log_values.add(key["value"])
@@ -288,8 +291,8 @@ def run(module):
 
         kube = None
         if not params["base_url"] or (params["api_key_secret"] and key["value"] is None):
-            # api_key is the LLM server's key here, never a Kubernetes token.
-            kube = build_client(**dict(module.connection_params(), api_key=None))
+            # This module takes no Kubernetes token: its key is the LLM server's.
+            kube = build_client(**module.connection_params())
             llm_key(kube, params["namespace"] or kube.namespace or "default")
         if params["base_url"]:
             return checks(params["base_url"])
@@ -316,6 +319,7 @@ def run(module):
 
 def main():
     spec = connection_spec(
+        drop=("api_key",),
         base_url=dict(type="str"),
         namespace=dict(type="str"),
         service=dict(type="str"),
@@ -323,7 +327,8 @@ def main():
         model=dict(type="str"),
         question=dict(type="str", default="What is the capital of Germany? Answer in one word."),
         max_tokens=dict(type="int", default=32, no_log=False),
-        api_key=dict(type="str", no_log=True),
+        llm_api_key=dict(type="str", no_log=True, aliases=["api_key"],
+                         deprecated_aliases=[dict(name="api_key", version="1.0.0", collection_name="haw_icc.llm")]),
         api_key_secret=dict(type="str", no_log=False),
         api_key_secret_key=dict(type="str", default="api-key", no_log=False),
         stream=dict(type="bool", default=True),

@@ -148,7 +148,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
         node, name = pod["spec"]["nodeName"], pod["metadata"]["name"]
 
         assert status.rc == 0, status.failure_messages() or status.stdout[-3000:]
-        report = status.result("Build the rows", NODE_NS)["ansible_facts"]["status_report"]
+        report = status.result("Read the namespace", NODE_NS)["report"]
         engine = [w for w in report["workloads"] if w["name"] == "vllm"][0]
         assert engine["nodes"] == "%s (gone)" % node, report
         assert any(name in p and "node %s, which no longer exists" % node in p for p in report["problems"]), report
@@ -167,7 +167,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
         assert not [p for p in live_pods(sandbox, NODE_NS) if p["metadata"]["uid"] == pod["metadata"]["uid"]]
         after = run_playbook("playbooks/status.yml", limit=NODE_NS)
         assert after.rc == 0, after.failure_messages()
-        report = after.result("Build the rows", NODE_NS)["ansible_facts"]["status_report"]
+        report = after.result("Read the namespace", NODE_NS)["report"]
         engine = [w for w in report["workloads"] if w["name"] == "vllm"][0]
         assert engine["nodes"] == new["spec"]["nodeName"] and engine["ready"] == "1/1", report
         assert report["problems"] == [], report

@@ -225,7 +225,10 @@ def test_server_misbehaviour_gives_clear_errors(bad_server):
     closed = "http://127.0.0.1:%d" % free_port()
     cases = [
         ("Refused", dict(base_url=closed), "Connection refused by %s" % closed),
-        ("Unauthorized", dict(base_url=bad_server + "/unauth", api_key="sk-wrong-key-123"),
+        ("Unauthorized", dict(base_url=bad_server + "/unauth", llm_api_key="sk-wrong-key-123"),
+         "HTTP 401: Invalid API key"),
+        # The old name of llm_api_key still works, with a deprecation.
+        ("Old option name", dict(base_url=bad_server + "/unauth", api_key="sk-wrong-key-123"),
          "HTTP 401: Invalid API key"),
         ("Not found", dict(base_url=bad_server + "/notfound"), "HTTP 404: Not Found"),
         ("Server error", dict(base_url=bad_server + "/boom"), "HTTP 500: CUDA error: out of memory"),
@@ -251,7 +254,9 @@ def test_server_misbehaviour_gives_clear_errors(bad_server):
     loading = run.result("Loading")
     assert loading["attempts"] == 3 and Misbehaving.health_calls == 3
     assert loading["checks"][0]["name"] == "health" and loading["checks"][0]["status"] == "ok"
-    assert "hint" not in run.result("Unauthorized") and "api_key" in run.result("Unauthorized")["msg"]
+    assert "hint" not in run.result("Unauthorized") and "llm_api_key" in run.result("Unauthorized")["msg"]
+    old = run.result("Old option name")
+    assert any("api_key" in d["msg"] and d.get("version") == "1.0.0" for d in old.get("deprecations", [])), old
     assert "Bearer sk-wrong-key-123" in Misbehaving.seen_auth
     assert "sk-wrong-key-123" not in run.stdout
 

@@ -177,7 +177,7 @@ def test_status_lists_engine_service_and_pvc(sandbox, own_engine):
     run = host_run("status.yml", OWN)
     assert run.rc == 0, run.stdout[-3000:]
     assert run.changed() == 0
-    report = run.result("Build the rows")["ansible_facts"]["status_report"]
+    report = run.result("Read the namespace")["report"]
     assert report["namespace"] == OWN
     engine = [w for w in report["workloads"] if w["name"] == "vllm"]
     assert engine, report
@@ -205,12 +205,12 @@ def test_gpu_sees_the_standin_gpus_and_the_model_answers(sandbox, own_engine):
     assert checks["GPUs seen = GPUs requested"]["detail"] == "pod sees 4, requests 4, limit 4"
     assert "= 4, GPUs requested 4" in checks["Tensor parallel = GPUs"]["detail"]
     assert "model %s answered" % ENGINE_MODEL in checks["API answers"]["detail"]
-    facts = run.result("Parse the output")["ansible_facts"]
-    assert [g["name"] for g in facts["test_gpu_gpus"]] == ["Tesla V100-PCIE-16GB"] * 4
-    assert facts["test_gpu_gpus"][-1]["power.draw"] == "[N/A]"
-    assert len(facts["test_gpu_list"]) == 4 and facts["test_gpu_list"][0].startswith("GPU 0: Tesla V100-PCIE-16GB (UUID: GPU-")
-    assert any("NVIDIA-SMI" in line for line in facts["test_gpu_table"])
-    assert int(facts["test_gpu_shm_mib"]) > 0
+    facts = run.result("Parse the output")["ansible_facts"]["test_gpu_output"]
+    assert [g["name"] for g in facts["gpus"]] == ["Tesla V100-PCIE-16GB"] * 4
+    assert facts["gpus"][-1]["power.draw"] == "[N/A]"
+    assert len(facts["list"]) == 4 and facts["list"][0].startswith("GPU 0: Tesla V100-PCIE-16GB (UUID: GPU-")
+    assert any("NVIDIA-SMI" in line for line in facts["table"])
+    assert int(facts["shm_mib"]) > 0
     health = run.result("Ask the API a question through the engine Service, timed")
     assert health["model"] == ENGINE_MODEL and health["answer"].strip()
 
@@ -263,7 +263,7 @@ def test_logs_analysis_finds_oom_cuda_nccl_and_probe_failures(sandbox, tmp_path)
         run = host_run("logs.yml", CRASH, component="engine", logs_previous=True, logs_lines=100,
                        logs_save_dir=str(tmp_path))
         assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
-        report = run.result("Analyse")["ansible_facts"]["logs_report"]
+        report = run.result("Read and analyse the logs")["report"]
         assert len(report) == 1
         a = report[0]
         assert a["pod"] == name and a["container"] == "engine-crash-fixture" and a["component"] == "engine"
@@ -290,7 +290,7 @@ def test_logs_of_engine_and_webui(sandbox, own_engine):
     run = host_run("logs.yml", OWN, logs_lines=50)
     assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
     assert run.changed() == 0
-    report = {a["component"]: a for a in run.result("Analyse")["ansible_facts"]["logs_report"]}
+    report = {a["component"]: a for a in run.result("Read and analyse the logs")["report"]}
     assert set(report) == {"engine", "webui"}
     assert report["engine"]["log_read"] and report["engine"]["lines"] > 0
     assert report["engine"]["restarts"] == 0 and not report["engine"]["oom_killed"]
@@ -376,9 +376,9 @@ def test_cleanup_check_mode_and_refusal_change_nothing(sandbox, own_engine):
     before = snapshot(sandbox, OWN)
     check = host_run("cleanup.yml", OWN, check=True)
     assert check.rc == 0, check.failure_messages() or check.stdout[-3000:]
-    plan = check.result("Decide what goes and what stays")["ansible_facts"]
-    gone = {"%s/%s" % (o["kind"], o["name"]) for o in plan["cleanup_remove"]}
-    kept = {"%s/%s" % (o["kind"], o["name"]) for o in plan["cleanup_kept"]}
+    plan = check.result("Find the objects of the collection")
+    gone = {"%s/%s" % (o["kind"], o["name"]) for o in plan["remove"]}
+    kept = {"%s/%s" % (o["kind"], o["name"]) for o in plan["kept"]}
     assert {"Deployment/vllm", "Deployment/webui", "Service/vllm", "Service/webui",
             "ConfigMap/vllm-config", "Secret/vllm-api-key"} == gone
     assert kept == {"Secret/webui-secret-key", "PersistentVolumeClaim/vllm-cache"}

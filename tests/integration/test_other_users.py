@@ -128,10 +128,10 @@ def test_namespace_only_student_runs_the_whole_lifecycle(sandbox, b_deployed, tm
     ok("scale.yml", gpu_count=1)
     change = ok("change_model.yml", model=SECOND)
     assert change.result("Ask the new model a question through its Service", B)["model"] == SECOND
-    report = ok("status.yml").result("Build the rows")["ansible_facts"]["status_report"]
+    report = ok("status.yml").result("Read the namespace")["report"]
     engine = [w for w in report["workloads"] if w["name"] == "vllm"][0]
     assert engine["model"] == SECOND and engine["gpus"] == 1 and engine["ready"] == "1/1"
-    logs = ok("logs.yml", logs_lines=20).result("Analyse")["ansible_facts"]["logs_report"]
+    logs = ok("logs.yml", logs_lines=20).result("Read and analyse the logs")["report"]
     assert {a["component"] for a in logs} == {"engine", "webui"}
     monitor = ok("monitor.yml", gpu_monitor_count=2, gpu_monitor_interval=1, gpu_monitor_dest=str(tmp_path))
     assert monitor.result("haw_icc.llm.gpu_monitor : Sample the GPUs and the engine")["summary"]["samples"] == 2

@@ -77,7 +77,7 @@ def test_pods_vllm_refuses_crash_loop_with_vllms_own_message_and_a_deploy_repair
 
         status = run_playbook("playbooks/status.yml", limit=NS)
         assert status.rc == 0, status.failure_messages() or status.stdout[-3000:]
-        problems = status.result("Build the rows", NS)["ansible_facts"]["status_report"]["problems"]
+        problems = status.result("Read the namespace", NS)["report"]["problems"]
         assert any(HEADS_ERROR.rstrip(".") in p and "CrashLoopBackOff" in p for p in problems), problems
 
         logs = run_playbook("playbooks/logs.yml", limit=NS, extra_vars={

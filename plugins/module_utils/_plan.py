@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan of one workflow (deploy, scale, change_model) in one namespace: pure Python.
+
+Data flows one way::
+
+    inventory + extra vars --\\
+    live engine Deployment ---+--> resolve() --> llm (the wanted settings) --> checks() --> refusals
+    workflow request --------/        |                                          warnings
+                                      +--> previous (what runs now) --> changes() --> what will change
+
+``Inputs`` is how the plan sees the user's variables (only those it names: nothing else is read);
+``resolve`` turns them into the settings of the engine (``llm``), the role configuration the rules
+check (``role_config``) and the names of the variables the user set (``names``), so that a refusal
+of a role variable also names the variable the user wrote. Nothing here talks to a cluster: the
+action plugin ``haw_icc.llm.llm_plan`` reads the live state and asks for rights and GPUs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _engines
+
+MISSING = object()
+
+LIVE_WORKFLOWS = ("scale", "change_model")
+WORKFLOWS = ("deploy",) + LIVE_WORKFLOWS
+
+# Whole-number inputs and what to use instead; a refusal names the variable the user set.
+WHOLE_NUMBERS = (
+    ("icc_gpu_count", "a number of GPUs from 1 to 4, e.g. 2"),
+    ("vllm_gpu_count", "a number of GPUs from 1 to 4, e.g. 2"),
+    ("tgi_gpu_count", "1 (TGI does not shard on V100)"),
+    ("icc_max_total_tokens", "a number of tokens such as 4096"),
+    ("vllm_max_model_len", "a number of tokens such as 4096"),
+    ("tgi_max_total_tokens", "a number of tokens such as 4096"),
+    ("icc_max_input_length", "a number of tokens such as 2048"),
+    ("tgi_max_input_tokens", "a number of tokens such as 2048"),
+)
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_BOOLISH = ("true", "false", "yes", "no", "1", "0")
+
+DEFAULT_GATED = ("^meta-llama/", "^mistralai/", "^google/gemma", "^bigcode/starcoder2?-")
+DEFAULT_INPUT_TOKENS = 2048
+
+# The settings whose change restarts the engine pod (a V100 then reloads the model).
+# Compared where the engine has a role variable for the setting.
+POD_SETTINGS = ("model", "quantization", "max_model_len", "max_input_tokens", "gpu_count", "shm_size")
+
+
+class PlanError(Exception):
+    """The plan refuses: ``problems`` are the messages, each naming a variable."""
+
+    def __init__(self, problems, prefix="", suffix="Nothing was changed."):
+        self.problems = list(problems)
+        text = " ".join(self.problems)
+        super().__init__(("%s%s %s" % (prefix, text, suffix)).strip())
+
+
+class Inputs(object):
+    """The user's variables of one host. ``lookup(name)`` returns the (templated) value or MISSING."""
+
+    def __init__(self, lookup, host):
+        self._lookup = lookup
+        self.host = host
+
+    def get(self, name, default=MISSING):
+        value = self._lookup(name) if name else MISSING
+        return default if value is MISSING else value
+
+    def has(self, name):
+        return self.get(name) is not MISSING
+
+    def set(self, name):
+        """Defined and not empty, as the user wrote it."""
+        value = self.get(name, "")
+        return value is not None and value != ""
+
+    @property
+    def namespace(self):
+        return self.get("icc_namespace", self.host)
+
+
+def _shown(value):
+    return "'%s'" % value if isinstance(value, str) else str(value)
+
+
+def input_problems(inputs):
+    """What is wrong with the inputs before the cluster is read: the engine choice, the namespace
+    name and whole numbers. A list of messages (empty when fine)."""
+    engine = inputs.get("icc_engine", "vllm")
+    webui = inputs.get("icc_webui", True)
+    if engine not in _engines.ENGINES or str(webui).lower() not in _BOOLISH:
+        return ["icc_engine=%s / icc_webui=%s: use icc_engine %s, and icc_webui true or false."
+                % (engine, webui, " or ".join(_engines.names()))]
+    out = []
+    ns = inputs.namespace
+    if not (isinstance(ns, str) and _NAMESPACE.match(ns)):
+        out.append("icc_namespace='%s': not a Kubernetes namespace name. Use your own namespace, w<id>-default "
+                   "(lower-case letters, digits and '-')." % (ns,))
+    for name, use in WHOLE_NUMBERS:
+        value = inputs.get(name, "")
+        if value == "" or isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            continue
+        out.append("%s=%s: not a whole number. Use %s." % (name, _shown(value), use))
+    return out
+
+
+def _int(value, default=0):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _from_inventory(inputs, engine, defaults):
+    e = engine
+    return {
+        "model": inputs.get("icc_model", inputs.get(e.var("model"), defaults.get(e.var("model")))),
+        "quantization": inputs.get("icc_quantization", inputs.get(e.var("quantization"), "")),
+        "max_model_len": _int(inputs.get("icc_max_total_tokens",
+                                         inputs.get(e.var("max_model_len"), defaults.get(e.var("max_model_len"))))),
+        "max_input_tokens": _int(inputs.get("icc_max_input_length",
+                                            inputs.get(e.var("max_input_tokens"), DEFAULT_INPUT_TOKENS))),
+        "gpu_count": _int(inputs.get("icc_gpu_count", inputs.get(e.var("gpu_count"), 1)), 1),
+        "shm_size": inputs.get(e.var("shm_size"), ""),
+    }
+
+
+def _from_live(live):
+    gpus = _int(live.get("gpu_count"), 1)
+    shm = live.get("shm_size") or ""
+    return {
+        "model": live.get("model") or "",
+        "quantization": live.get("quantization") or "",
+        "max_model_len": _int(live.get("max_len")),
+        "max_input_tokens": _int(live.get("max_input_tokens"), DEFAULT_INPUT_TOKENS) or DEFAULT_INPUT_TOKENS,
+        "gpu_count": gpus,
+        # The role's default ('' = 8Gi per GPU) when the live size is that default.
+        "shm_size": "" if shm == "%dGi" % (8 * gpus) else shm,
+    }
+
+
+def user_names(inputs, engine, base, request):
+    """role variable -> the variable the user set it with (the -e of scale / change_model, or icc_*)."""
+    out = {}
+    for key, icc in _engines.COMMON_VARS.items():
+        from_inventory = base == "inventory" and icc and inputs.get(icc, "") != ""
+        user = key if key in request else (icc if from_inventory else "")
+        if user:
+            for role_var in engine.role_vars_of(key):
+                out[role_var] = user
+    return out
+
+
+def resolve(inputs, engine, defaults, base="inventory", request=None, live=None, wait_timeout=None):
+    """The wanted settings of ``engine`` (an ``_engines.Engine``). ``defaults``: the engine role's
+    defaults. ``base``: 'inventory' (deploy) or 'live' (start from the running Deployment, whose
+    settings ``live`` are; scale, change_model). ``request``: the workflow's overrides (model,
+    quantization, max_model_len, gpu_count, shm_size). Returns ``(llm, names)``; no secrets."""
+    e = engine
+    p = e.prefix
+    request = dict(request or {})
+    live_base = base == "live" and live
+    cfg = _from_live(live) if live_base else _from_inventory(inputs, e, defaults)
+    total = _int(request.get("max_model_len", cfg["max_model_len"]))
+    # An input length the user set is passed on as it is (the engine rules refuse one that is not
+    # below the total); only the default is lowered to fit a shorter total.
+    input_set = base == "inventory" and (inputs.has("icc_max_input_length") or inputs.has("tgi_max_input_tokens"))
+    max_input = cfg["max_input_tokens"]
+    if not (max_input < total or input_set):
+        max_input = max(total // 2, 1)
+    fraction_var, fraction_default = e.memory_fraction
+    llm = {
+        "engine": e.name,
+        "name": inputs.get(p + "name", defaults.get(p + "name", e.name)),
+        "namespace": inputs.namespace,
+        "model": request.get("model", cfg["model"]),
+        "quantization": request.get("quantization", cfg["quantization"]),
+        "max_model_len": total,
+        "max_input_tokens": max_input,
+        "gpu_type": inputs.get("icc_gpu_type", inputs.get(p + "gpu_type", "gpu-tesla-v100")),
+        "gpu_count": _int(request.get("gpu_count", cfg["gpu_count"]), 1),
+        # A new GPU count gets the role's default /dev/shm (8Gi per GPU) unless asked otherwise.
+        "shm_size": request.get("shm_size", cfg["shm_size"] if "gpu_count" not in request else ""),
+        "nccl_fallback": boolean(inputs.get("icc_nccl_fallback", inputs.get(p + "nccl_fallback", False)), strict=False),
+        "webui": boolean(inputs.get("icc_webui", True), strict=False),
+        "webui_name": inputs.get("webui_name", "webui"),
+        "memory_fraction": inputs.get(p + fraction_var, fraction_default),
+        "wait_timeout": _int(wait_timeout if wait_timeout is not None
+                             else inputs.get(p + "wait_timeout", defaults.get(p + "wait_timeout", 2700)), 2700),
+        # Secret references (names only): the user's own, else (scale, change_model) those of the
+        # running Deployment, so that a reconfigure keeps the token and the API key it had.
+        "hf_token_secret": inputs.get(p + "hf_token_secret", "") or (live.get("hf_token_secret", "") if live_base else ""),
+        "api_key_secret": "" if not e.api_key else (
+            inputs.get(p + "api_key_secret", "") or (live.get("api_key_secret", "") if live_base else "")),
+    }
+    return llm, user_names(inputs, e, base, request)
+
+
+def role_config(inputs, engine, defaults, llm):
+    """The configuration the engine role will check and render: its defaults, the user's role
+    variables over them, and the plan's settings over those."""
+    p = engine.prefix
+    skip = set(p + k for k in engine.not_config)
+    out = {}
+    for key, default in defaults.items():
+        if key.startswith(p) and key not in skip:
+            out[key[len(p):]] = inputs.get(key, default)
+    out.update(name=llm["name"], namespace=llm["namespace"], model=llm["model"], gpu_type=llm["gpu_type"],
+               gpu_count=int(llm["gpu_count"]), shm_size=llm["shm_size"], nccl_fallback=llm["nccl_fallback"],
+               storage_class=inputs.get(p + "cache_storage_class", ""))
+    out.update(engine.specific(llm))
+    return out
+
+
+def gated(inputs, model):
+    patterns = inputs.get("icc_gated_models", list(DEFAULT_GATED)) or []
+    return bool(patterns) and re.search("|".join(patterns), str(model)) is not None
+
+
+def checks(inputs, engine, llm, names, cfg):
+    """The V100 and engine rules, the memory fit and the gated-model check of the plan. Returns
+    ``(refusals, warnings, fit)``; each refusal names the variable the user set first."""
+    p = engine.prefix
+    rules = engine.check(cfg)
+    refusals = []
+    for err in rules["errors"]:
+        var = err.split("=", 1)[0]
+        refusals.append("%s -> %s" % (names[var], err) if var in names else err)
+    fit = _engine.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
+                             str(llm["quantization"] or ""), str(cfg.get("dtype") or ""),
+                             int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_")
+    if fit["verdict"] == "refuse" and boolean(inputs.get("icc_memory_check", True), strict=False):
+        refusals.append("%s=%s: %s (icc_memory_check=false skips this estimate)"
+                        % (names.get(p + "model", "icc_model"), llm["model"], fit["message"]))
+    token_set = bool(inputs.get("icc_hf_token", inputs.get(p + "hf_token", ""))) or bool(llm["hf_token_secret"])
+    if gated(inputs, llm["model"]) and not token_set:
+        refusals.append(
+            "icc_hf_token is empty but %s is a gated model (it matches icc_gated_models): the download would fail "
+            "inside the pod. Accept the license on huggingface.co, create a token and set icc_hf_token (in Ansible "
+            "Vault) or %shf_token_secret to an existing Secret with key token." % (llm["model"], p))
+    warnings = list(rules["warnings"])
+    if fit["verdict"] in ("tight", "unknown"):
+        warnings.append(fit["message"])
+    return refusals, warnings, fit
+
+
+def changes(llm, previous):
+    """What the plan changes against what runs now (``previous``: the running engine's settings in
+    the plan's keys, or None). ``action``: create, switch (another engine replaces the running one),
+    update or none; ``restart``: whether the engine pod (and so the model) restarts."""
+    if not previous:
+        return {"action": "create", "restart": True, "changes": [], "switch": None}
+    if previous["engine"] != llm["engine"] or previous["name"] != llm["name"]:
+        return {"action": "switch", "restart": True, "changes": [],
+                "switch": {"engine": previous["engine"], "name": previous["name"]}}
+    engine = _engines.get(llm["engine"])
+    diff = [{"setting": k, "from": previous.get(k), "to": llm.get(k)} for k in POD_SETTINGS
+            if engine.var(k) and str(previous.get(k)) != str(llm.get(k))]
+    return {"action": "update" if diff else "none", "restart": bool(diff), "changes": diff, "switch": None}
+
+
+def summary_line(namespace, change):
+    if change["action"] == "create":
+        return "%s: nothing runs yet; the engine is created." % namespace
+    if change["action"] == "switch":
+        sw = change["switch"]
+        return ("%s: %s (Deployment %s) is removed first, its model cache PVC is kept; then the new engine "
+                "is created." % (namespace, sw["engine"], sw["name"]))
+    if change["action"] == "none":
+        return "%s: the engine settings are unchanged; the model does not restart." % namespace
+    return "%s: %s; the engine pod restarts and reloads the model." % (namespace, ", ".join(
+        "%s %s -> %s" % (c["setting"], c["from"] if c["from"] not in (None, "") else "(default)",
+                         c["to"] if c["to"] not in (None, "") else "(default)") for c in change["changes"]))

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The reading half of the plan, shared by the action plugins ``llm_plan`` (one namespace) and
+``llm_class_plan`` (all namespaces of a run): the live engine of a namespace, the role defaults,
+and the resolved plan of one host (``_plan`` does the pure part). Runs on the controller."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import yaml
+
+from ansible.module_utils.six.moves.urllib.parse import quote
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _plan
+
+ENGINE_SELECTOR = "app.kubernetes.io/part-of=haw-icc-llm,app.kubernetes.io/component=engine"
+_ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
+_DEFAULTS = {}
+
+
+def role_defaults(engine):
+    """The engine role's defaults/main.yml: the one source of the role's default values."""
+    if engine.name not in _DEFAULTS:
+        with open(os.path.join(_ROLES, engine.name, "defaults", "main.yml")) as f:
+            _DEFAULTS[engine.name] = yaml.safe_load(f) or {}
+    return _DEFAULTS[engine.name]
+
+
+def engine_deployment(kube, namespace):
+    """The live engine Deployment of the namespace (the first by name, not being deleted), or None."""
+    raw = kube.get_raw("/apis/apps/v1/namespaces/%s/deployments" % quote(namespace, safe=""),
+                       {"labelSelector": ENGINE_SELECTOR})
+    items = [d for d in json.loads(raw).get("items") or [] if not (d.get("metadata") or {}).get("deletionTimestamp")]
+    items.sort(key=lambda d: d["metadata"]["name"])
+    return items[0] if items else None
+
+
+class NoEngine(Exception):
+    pass
+
+
+def plan_host(inputs, kube, workflow, request=None, wait_timeout=None):
+    """Read the namespace's engine and resolve the plan of one host. Returns a dict with engine,
+    llm, names, live, previous, cfg and change. Raises NoEngine for scale / change_model without one."""
+    ns = inputs.namespace
+    live_dep = engine_deployment(kube, ns)
+    live_engine = _engines.get(((live_dep or {}).get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name"))
+    if workflow in _plan.LIVE_WORKFLOWS:
+        if live_dep is None or live_engine is None:
+            raise NoEngine("No engine Deployment (label app.kubernetes.io/component=engine) in %s: deploy first with "
+                           "haw_icc.llm.deploy. Nothing was changed." % ns)
+        engine, base = live_engine, "live"
+    else:
+        engine, base = _engines.get(inputs.get("icc_engine", "vllm")), "inventory"
+    live = engine.live(live_dep) if live_dep is not None and live_engine is engine else None
+    llm, names = _plan.resolve(inputs, engine, role_defaults(engine), base, request, live, wait_timeout)
+    previous = None
+    if live_engine is not None:
+        previous, _names = _plan.resolve(inputs, live_engine, role_defaults(live_engine), "live", {},
+                                         live_engine.live(live_dep), wait_timeout)
+        previous["name"] = live_dep["metadata"]["name"]
+    cfg = _plan.role_config(inputs, engine, role_defaults(engine), llm)
+    return {"engine": engine, "llm": llm, "names": names, "live": live, "previous": previous, "cfg": cfg,
+            "change": _plan.changes(llm, previous)}
