@@ -15,7 +15,7 @@ only says which of them belongs to which engine.
 
 from __future__ import annotations
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _live
 
 # The settings a workflow resolves for every engine (the keys of the plan's ``llm``), and the
 # inventory variable of the collection that sets each of them for any engine.
@@ -77,7 +77,7 @@ class Engine(object):
 
     def live(self, deployment):
         """The settings of a live Deployment of this engine, in the plan's keys."""
-        cur = _engine.live_settings(deployment)
+        cur = _live.live_settings(deployment)
         if cur is None:
             return None
         cur["max_len"] = cur.get(self.setting_vars["max_model_len"])

@@ -4,7 +4,7 @@
 """The checks of test_gpu.yml for one engine pod (pure; the filters ``gpu_test_*`` expose them).
 
 ``pod_spec`` reads what the pod asks for (the engine command line through the one parser,
-``_engine.command_settings``), ``parse_output`` splits the output of the one exec that runs
+``_live.command_settings``), ``parse_output`` splits the output of the one exec that runs
 nvidia-smi, ``nvidia-smi -L``, the GPU query (CSV rows split like ``_gpu_monitor`` splits them), the
 CUDA environment and ``df /dev/shm``, and ``checks`` judges them with the answer of llm_health and
 the engine log (``_logs.ERRORS``)."""
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-from ansible_collections.haw_icc.llm.plugins.module_utils._engine import command_settings
+from ansible_collections.haw_icc.llm.plugins.module_utils._live import command_settings
 from ansible_collections.haw_icc.llm.plugins.module_utils._gpu_monitor import split_csv_line
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
 from ansible_collections.haw_icc.llm.plugins.module_utils._logs import ERRORS

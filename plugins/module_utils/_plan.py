@@ -23,7 +23,7 @@ import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _engines
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _memory
 
 MISSING = object()
 
@@ -232,7 +232,7 @@ def checks(inputs, engine, llm, names, cfg):
     for err in rules["errors"]:
         var = err.split("=", 1)[0]
         refusals.append("%s -> %s" % (names[var], err) if var in names else err)
-    fit = _engine.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
+    fit = _memory.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
                              str(llm["quantization"] or ""), str(cfg.get("dtype") or ""),
                              int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_")
     if fit["verdict"] == "refuse" and boolean(inputs.get("icc_memory_check", True), strict=False):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 
-from ansible_collections.haw_icc.llm.plugins.module_utils._engine import command_settings
+from ansible_collections.haw_icc.llm.plugins.module_utils._live import command_settings
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
 from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import container_problems
 

@@ -167,6 +167,7 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._module import IccModu
 
 def run(module):
     from ansible_collections.haw_icc.llm.plugins.module_utils import _gpu_monitor as gm
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _gpu_report as gr
 
     p = module.params
     if p["interval"] <= 0:
@@ -190,7 +191,7 @@ def run(module):
         monitor.run(count=count, duration=p["duration"], interval=p["interval"])
     finally:
         sampler.close()
-    summary, files = gm.write_outputs(monitor, p["dest"], started, p["formats"],
+    summary, files = gr.write_outputs(monitor, p["dest"], started, p["formats"],
                                       write=not module.check_mode)
     return dict(changed=True, files=files, rows=len(monitor.rows), columns=list(gm.COLUMNS),
                 summary=summary, summary_lines=gm.summary_lines(summary))

@@ -14,6 +14,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _gpu_monitor as gm
+from ansible_collections.haw_icc.llm.plugins.module_utils import _gpu_report as gr
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError, PermissionDeniedError
 from ansible_collections.haw_icc.llm.plugins.modules import gpu_monitor_sample
 
@@ -352,7 +353,7 @@ def test_summary_min_mean_max_peak_tokens_and_throttling():
 
 def test_files_tidy_csv_summary_html_png(tmp_path):
     mon = run_busy()
-    summary, files = gm.write_outputs(mon, str(tmp_path / "out"), 1796000000.0, ["csv", "summary", "html", "png"])
+    summary, files = gr.write_outputs(mon, str(tmp_path / "out"), 1796000000.0, ["csv", "summary", "html", "png"])
     stamp = "gpu-monitor_wabc123-default_20261130T005320Z"
     assert files["csv"] == str(tmp_path / "out" / (stamp + ".csv"))
     with open(files["csv"]) as handle:
@@ -372,7 +373,7 @@ def test_files_tidy_csv_summary_html_png(tmp_path):
     saved = json.loads(pathlib.Path(files["summary"]).read_text())
     assert saved["gpus"][0]["peak_memory_used_mib"] == 15300 and saved["files"] == files
     html = pathlib.Path(files["html"]).read_text()
-    assert html.count("<svg") == len(gm.PANELS) and "<script" not in html and "http" not in html.split("<svg")[0]
+    assert html.count("<svg") == len(gr.PANELS) and "<script" not in html and "http" not in html.split("<svg")[0]
     assert "GPU 1: no reading" in html  # the power panel says which GPU had no power value
     png = pathlib.Path(files["png"]).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000
@@ -380,14 +381,14 @@ def test_files_tidy_csv_summary_html_png(tmp_path):
 
 
 def test_check_mode_writes_nothing(tmp_path):
-    _summary, files = gm.write_outputs(run_busy(), str(tmp_path / "out"), 1796000000.0, ["csv", "html"], write=False)
+    _summary, files = gr.write_outputs(run_busy(), str(tmp_path / "out"), 1796000000.0, ["csv", "html"], write=False)
     assert sorted(files) == ["csv", "html"] and not (tmp_path / "out").exists()
 
 
 def test_svg_panel_gaps_and_empty():
-    svg = gm.svg_panel("GPU utilisation", "%", [("GPU 0", [(0, 10), (5, None), (10, 30), (15, 40)])], 15, (0, 100))
+    svg = gr.svg_panel("GPU utilisation", "%", [("GPU 0", [(0, 10), (5, None), (10, 30), (15, 40)])], 15, (0, 100))
     assert svg.count("<circle") == 1 and svg.count("<polyline") == 1
-    empty = gm.svg_panel("Tokens", "tokens/s", [("engine", [(0, None)])], 1, note="engine metrics: not available")
+    empty = gr.svg_panel("Tokens", "tokens/s", [("engine", [(0, None)])], 1, note="engine metrics: not available")
     assert "engine metrics: not available" in empty
 
 
@@ -417,10 +418,10 @@ def test_main_count_and_duration_are_exclusive(capsys, tmp_path):
 
 def test_throttling_is_marked_in_the_chart_of_its_cause():
     rows = [r for r in run_busy().rows if r["gpu_index"] is not None]
-    power = gm._throttle_points(rows, "power_draw_w")  # pylint: disable=protected-access
+    power = gr._throttle_points(rows, "power_draw_w")  # pylint: disable=protected-access
     assert [(p[1], p[2]) for p in power] == [(247.31, "sw_power_cap")] * 3
-    assert gm._throttle_points(rows, "temperature_c") == []  # pylint: disable=protected-access
-    html_panel = gm.svg_panel("Power draw", "W", [("GPU 0", [(0, 247.31)])], 1, marks=power)
+    assert gr._throttle_points(rows, "temperature_c") == []  # pylint: disable=protected-access
+    html_panel = gr.svg_panel("Power draw", "W", [("GPU 0", [(0, 247.31)])], 1, marks=power)
     assert html_panel.count('fill="#e00000"') == 4 and "sw_power_cap" in html_panel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine as e
+from ansible_collections.haw_icc.llm.plugins.module_utils import _memory as e
 
 
 @pytest.mark.parametrize("prefix,variable", [

@@ -1,4 +1,4 @@
-"""Unit tests of the preflight helpers in module_utils/_engine.py: the memory-fit estimate, the
+"""Unit tests of the preflight helpers in module_utils/_memory.py and _live.py: the memory-fit estimate, the
 capacity re-judged with the GPUs of the replaced pod, and the settings read from a live Deployment."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine as e
+from ansible_collections.haw_icc.llm.plugins.module_utils import _live, _memory
 from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import capacity_after_release
 
 
@@ -18,13 +19,13 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import capac
     ("someone/Moe-4x2B", ("name", 6.8)),
 ])
 def test_size_from_table_or_name(model, expected):
-    facts = e.model_size_hint(model)
+    facts = _memory.model_size_hint(model)
     assert (facts["source"], facts["params_b"]) == expected
 
 
 def test_no_size_hint():
-    assert e.model_size_hint("someone/mystery-model") is None
-    assert e.model_size_hint("someone/v2-b16") is None
+    assert _memory.model_size_hint("someone/mystery-model") is None
+    assert _memory.model_size_hint("someone/v2-b16") is None
 
 
 @pytest.mark.parametrize("model,quant,dtype,bits", [
@@ -37,11 +38,11 @@ def test_no_size_hint():
     ("a/Foo-7B", "eetq", "", 8),
 ])
 def test_weight_bits(model, quant, dtype, bits):
-    assert e.weight_bits(model, quant, dtype) == bits
+    assert _memory.weight_bits(model, quant, dtype) == bits
 
 
 def test_seed_model_fits_one_v100():
-    fit = e.memory_fit("TheBloke/Mistral-7B-Instruct-v0.2-GPTQ", "gpu-tesla-v100", 1, "gptq", "", 4096)
+    fit = _memory.memory_fit("TheBloke/Mistral-7B-Instruct-v0.2-GPTQ", "gpu-tesla-v100", 1, "gptq", "", 4096)
     assert fit["verdict"] == "fits"
     # 7.24e9 x 4 bit x 1.1 = 3.7 GiB; KV 2 x 32 x 8 x 128 x 2 B x 4096 = 0.5 GiB; + 1.5 overhead
     assert fit["weights_gib"] == pytest.approx(3.71, abs=0.02)
@@ -52,7 +53,7 @@ def test_seed_model_fits_one_v100():
 
 
 def test_fp16_13b_on_one_v100_is_refused_with_fixes():
-    fit = e.memory_fit("meta-llama/Llama-2-13b-chat-hf", "gpu-tesla-v100", 1, "", "", 4096)
+    fit = _memory.memory_fit("meta-llama/Llama-2-13b-chat-hf", "gpu-tesla-v100", 1, "", "", 4096)
     assert fit["verdict"] == "refuse"
     assert "weights do not fit" in fit["message"]
     for fix in ("icc_gpu_count", "icc_quantization=gptq", "gpu-tesla-v100s"):
@@ -60,27 +61,27 @@ def test_fp16_13b_on_one_v100_is_refused_with_fixes():
 
 
 def test_more_gpus_split_the_weights():
-    one = e.memory_fit("someone/Foo-20B", "gpu-tesla-v100s", 1, "", "", 2048)
-    four = e.memory_fit("someone/Foo-20B", "gpu-tesla-v100s", 4, "", "", 2048)
+    one = _memory.memory_fit("someone/Foo-20B", "gpu-tesla-v100s", 1, "", "", 2048)
+    four = _memory.memory_fit("someone/Foo-20B", "gpu-tesla-v100s", 4, "", "", 2048)
     assert one["verdict"] == "refuse"
     assert four["verdict"] in ("fits", "tight")
     assert four["need_gib"] < one["need_gib"]
 
 
 def test_long_context_of_a_known_model_is_refused_and_a_guess_only_warned():
-    known = e.memory_fit("meta-llama/Llama-2-7b-chat-hf", "gpu-tesla-v100", 1, "", "", 65536)
+    known = _memory.memory_fit("meta-llama/Llama-2-7b-chat-hf", "gpu-tesla-v100", 1, "", "", 65536)
     assert known["verdict"] == "refuse" and "max_model_len" in known["message"]
-    guessed = e.memory_fit("someone/Foo-3B", "gpu-tesla-v100", 1, "", "", 65536)
+    guessed = _memory.memory_fit("someone/Foo-3B", "gpu-tesla-v100", 1, "", "", 65536)
     assert guessed["verdict"] == "tight" and "guess" in guessed["message"]
 
 
 def test_unknown_size_and_unknown_gpu_are_not_judged():
-    assert e.memory_fit("someone/mystery", "gpu-tesla-v100")["verdict"] == "unknown"
-    assert e.memory_fit("a/Foo-7B", "gpu-a100")["verdict"] == "unknown"
+    assert _memory.memory_fit("someone/mystery", "gpu-tesla-v100")["verdict"] == "unknown"
+    assert _memory.memory_fit("a/Foo-7B", "gpu-a100")["verdict"] == "unknown"
 
 
 def test_variable_prefix_in_advice():
-    fit = e.memory_fit("a/Foo-30B", "gpu-tesla-v100", 1, "", "", 4096, 0.9, "vllm_")
+    fit = _memory.memory_fit("a/Foo-30B", "gpu-tesla-v100", 1, "", "", 4096, 0.9, "vllm_")
     assert "vllm_gpu_count" in fit["message"]
 
 
@@ -129,16 +130,16 @@ def test_live_settings_of_vllm():
     cfg = {"model": "m/Foo-7B-GPTQ", "served_model_name": "foo", "gpu_count": 2, "gpu_type": "gpu-tesla-v100",
            "dtype": "auto", "quantization": "gptq", "max_model_len": 2048, "gpu_memory_utilization": 0.9,
            "max_num_seqs": 8, "block_size": 16, "swap_space": 4, "enforce_eager": True}
-    got = e.live_settings(_deployment(e.vllm_args(cfg)))
+    got = _live.live_settings(_deployment(e.vllm_args(cfg)))
     assert got["engine"] == "vllm" and got["model"] == "m/Foo-7B-GPTQ" and got["served_model_name"] == "foo"
     assert got["quantization"] == "gptq" and got["max_model_len"] == 2048 and got["tensor_parallel"] == 2
     assert got["gpu_count"] == 2 and got["shm_size"] == "16Gi" and got["dtype"] == "half"
 
 
 def test_live_settings_of_tgi_and_inline_flags():
-    got = e.live_settings(_deployment(["--model-id=m/Bar-7B", "--max-input-tokens", "1024",
+    got = _live.live_settings(_deployment(["--model-id=m/Bar-7B", "--max-input-tokens", "1024",
                                        "--max-total-tokens", "2048", "--dtype", "float16"], gpus=1, name="tgi"))
     assert got["model"] == "m/Bar-7B" and got["served_model_name"] == "m/Bar-7B"
     assert got["quantization"] == "" and got["max_input_tokens"] == 1024 and got["max_total_tokens"] == 2048
     assert got["tensor_parallel"] == 1 and got["gpu_count"] == 1
-    assert e.live_settings(None) is None
+    assert _live.live_settings(None) is None

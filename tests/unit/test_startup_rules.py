@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _live, _memory
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_tgi import TGI_FLAGS
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_vllm import VLLM_FLAGS, VLLM_FLAGS_VERSION
 
@@ -103,10 +103,10 @@ def test_live_settings_name_the_secrets_the_engine_env_refers_to():
            {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": "my-key", "key": "api-key"}}}]
     dep = {"metadata": {"name": "vllm", "labels": {"app.kubernetes.io/name": "vllm"}},
            "spec": {"template": {"spec": {"containers": [{"args": ["--model", "m"], "env": env}]}}}}
-    live = _engine.live_settings(dep)
+    live = _live.live_settings(dep)
     assert live["hf_token_secret"] == "vllm-hf-token" and live["api_key_secret"] == "my-key"
     dep["spec"]["template"]["spec"]["containers"][0]["env"] = []
-    live = _engine.live_settings(dep)
+    live = _live.live_settings(dep)
     assert live["hf_token_secret"] == "" and live["api_key_secret"] == ""
 
 
@@ -171,7 +171,7 @@ def test_the_model_table_agrees_with_the_config_json_of_every_model_in_the_sandb
     for path in configs:
         model = "%s/%s" % (path.parent.parent.name, path.parent.name)
         config = json.loads(path.read_text())
-        facts = _engine.model_size_hint(model)
+        facts = _memory.model_size_hint(model)
         assert facts and facts["source"] == "table", model
         assert (facts["heads"], facts["kv_heads"], facts["layers"]) == (
             config["num_attention_heads"], config["num_key_value_heads"], config["num_hidden_layers"]), model

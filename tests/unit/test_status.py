@@ -1,5 +1,5 @@
 """The status report and table (plugins/module_utils/_status.py) and the one parser of an engine's
-command line (_engine.command_settings)."""
+command line (_live.command_settings)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _status
+from ansible_collections.haw_icc.llm.plugins.module_utils import _live, _status
 
 NOW = datetime.datetime(2026, 12, 3, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -38,13 +38,13 @@ def pod(name, instance, node, restarts=0, deleting=False, waiting=None):
     (["--port", "8000"], None),
 ])
 def test_command_settings_reads_the_model_in_every_spelling(args, model):
-    assert _engine.command_settings({"args": args})["model"] == model
+    assert _live.command_settings({"args": args})["model"] == model
 
 
 def test_command_settings_reads_numbers_and_defaults():
-    got = _engine.command_settings({"command": ["python3"], "args": ["--max-model-len", "2048", "--tensor-parallel-size=2"]})
+    got = _live.command_settings({"command": ["python3"], "args": ["--max-model-len", "2048", "--tensor-parallel-size=2"]})
     assert got["max_model_len"] == 2048 and got["tensor_parallel"] == 2 and got["quantization"] == ""
-    assert _engine.command_settings({})["tensor_parallel"] == 1
+    assert _live.command_settings({})["tensor_parallel"] == 1
 
 
 @pytest.mark.parametrize("seconds,text", [(59, "59s"), (119, "119s"), (600, "10m"), (7200, "2h"), (3 * 86400, "3d")])
