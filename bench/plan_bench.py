@@ -196,8 +196,9 @@ def report(f, total):
     print()
     print("%-40s %9s %8s  %-28s %-22s %s" % ("measure (median)", "wall s", "CPU s", "ratio / notes", "target", "met"))
     for name, wall, cpu, note, target, met in rows:
-        print("%-40s %9.2f %8s  %-28s %-22s %s" % (name, wall, "" if cpu is None else "%.2f" % cpu, note, target,
-                                                  "" if met is None else ("yes" if met else "NO")))
+        shown_cpu = "" if cpu is None else "%.2f" % cpu
+        verdict = "" if met is None else ("yes" if met else "NO")
+        print("%-40s %9.2f %8s  %-28s %-22s %s" % (name, wall, shown_cpu, note, target, verdict))
     print()
     print("all runs: first %s; re-run %s; play %s; kubectl %s" % tuple(
         ", ".join("%.2f" % x for x in f[k]) for k in ("first", "rerun", "floor_play", "floor_kubectl")))

@@ -13,8 +13,10 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _plan, _planner
+from ansible_collections.haw_icc.llm.plugins.module_utils import _plan
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
+from ansible_collections.haw_icc.llm.plugins.plugin_utils import _planner
+
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False

@@ -8,15 +8,9 @@ from __future__ import annotations
 
 class ModuleDocFragment(object):
 
-    _API_KEY = r"""
-  api_key:
-    description:
-      - A bearer token for the API server, overriding the kubeconfig's credentials.
-      - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
-    type: str
-"""
-
-    _TEMPLATE = r"""
+    # The connection options of kubernetes.core except api_key (llm_health takes no Kubernetes token:
+    # its api_key is a deprecated alias of llm_api_key, the LLM server's key).
+    DOCUMENTATION = r"""
 options:
   kubeconfig:
     description:
@@ -34,7 +28,7 @@ options:
       - URL of the Kubernetes API server, overriding the kubeconfig's server.
       - Can also be set with the E(K8S_AUTH_HOST) environment variable.
     type: str
-__API_KEY__  validate_certs:
+  validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
       - Can also be set with the E(K8S_AUTH_VERIFY_SSL) environment variable.
@@ -56,8 +50,12 @@ requirements:
   - kubernetes >= 24.2.0 (Python client)
 """
 
-    # Every connection option of kubernetes.core.
-    DOCUMENTATION = _TEMPLATE.replace("__API_KEY__", _API_KEY)
-    # The same without api_key, for a module whose api_key means something else (llm_health's
-    # deprecated alias of llm_api_key, the LLM server's key).
-    NO_API_KEY = _TEMPLATE.replace("__API_KEY__", "")
+    # kubernetes.core's api_key: every module but llm_health extends connection and connection.API_KEY.
+    API_KEY = r"""
+options:
+  api_key:
+    description:
+      - A bearer token for the API server, overriding the kubeconfig's credentials.
+      - Can also be set with the E(K8S_AUTH_API_KEY) environment variable.
+    type: str
+"""

@@ -29,6 +29,7 @@ author:
   - haw_icc.llm contributors (@haw-icc)
 extends_documentation_fragment:
   - haw_icc.llm.connection
+  - haw_icc.llm.connection.API_KEY
 attributes:
   check_mode:
     support: partial

@@ -25,12 +25,14 @@ author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - haw_icc.llm.connection
+  - haw_icc.llm.connection.API_KEY
 attributes:
   check_mode:
     support: full
     description: Reports what it would start or stop, and starts, stops and writes nothing.
   diff_mode:
     support: none
+    description: Nothing to diff; the forwards are processes, not objects.
 options:
   namespace:
     description: The namespace, normally your C(w<id>-default). Defaults to the kubeconfig context's.
@@ -203,7 +205,7 @@ def run(module):
     if start and not kubectl:
         module.fail_json(msg="kubectl not found (%s). Install it (https://kubernetes.io/docs/tasks/tools/) or set icc_kubectl "
                              "to its path." % p["kubectl"])
-    os.makedirs(os.path.expanduser(p["state_dir"]), mode=0o700, exist_ok=True)
+    os.makedirs(p["state_dir"], mode=0o700, exist_ok=True)
     new = []
     for w in start:
         if w["local_port"] and _access.port_in_use(w["local_port"]):

@@ -29,7 +29,7 @@ description:
 author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - haw_icc.llm.connection.NO_API_KEY
+  - haw_icc.llm.connection
   - haw_icc.llm.attributes.INFO_MODULE
 options:
   base_url:

@@ -23,6 +23,7 @@ author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
   - haw_icc.llm.connection
+  - haw_icc.llm.connection.API_KEY
   - haw_icc.llm.attributes.INFO_MODULE
 options:
   namespace:

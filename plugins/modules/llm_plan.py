@@ -20,7 +20,7 @@ description:
     rules, a model that does not fit the GPUs, a gated model without a token, missing rights in the
     namespace, and GPUs that cannot be scheduled now.
   - The GPUs of the engine pod that the change replaces (a C(Recreate) rollout, or another engine that
-    a switch of O(icc_engine) removes first) count as free.
+    a switch of V(icc_engine) removes first) count as free.
   - Connects with V(icc_kubeconfig) and V(icc_context) of the host (default E(KUBECONFIG) or
     C(~/.kube/config) and its current context).
 author:
@@ -46,7 +46,7 @@ options:
     type: int
   class_plan:
     description:
-      - This host's entry of the class-wide GPU plan (M(haw_icc.llm.llm_class_plan) RV(hosts)).
+      - This host's entry of the class-wide GPU plan (the C(hosts) that M(haw_icc.llm.llm_class_plan) returns).
       - When it does not fit, the host is refused with its reason before anything is created.
     type: dict
 notes:

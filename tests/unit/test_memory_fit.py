@@ -138,7 +138,7 @@ def test_live_settings_of_vllm():
 
 def test_live_settings_of_tgi_and_inline_flags():
     got = _live.live_settings(_deployment(["--model-id=m/Bar-7B", "--max-input-tokens", "1024",
-                                       "--max-total-tokens", "2048", "--dtype", "float16"], gpus=1, name="tgi"))
+                                           "--max-total-tokens", "2048", "--dtype", "float16"], gpus=1, name="tgi"))
     assert got["model"] == "m/Bar-7B" and got["served_model_name"] == "m/Bar-7B"
     assert got["quantization"] == "" and got["max_input_tokens"] == 1024 and got["max_total_tokens"] == 2048
     assert got["tensor_parallel"] == 1 and got["gpu_count"] == 1

@@ -70,14 +70,14 @@ def test_role_variables_apply_when_no_icc_variable_is_set():
     llm, names = plan(vllm_model=SMOLLM, vllm_gpu_count=3, vllm_max_model_len="1024")
     assert (llm["model"], llm["gpu_count"], llm["max_model_len"]) == (SMOLLM, 3, 1024)
     assert names == {}
-    default, _ = plan()
+    default, _names = plan()
     assert default["model"] == defaults("vllm")["vllm_model"] and default["max_model_len"] == 4096
 
 
 def test_tgi_input_length_default_is_lowered_below_a_short_total_but_a_set_one_is_kept():
-    llm, _ = plan("tgi", icc_max_total_tokens=1024)
+    llm, _names = plan("tgi", icc_max_total_tokens=1024)
     assert llm["max_input_tokens"] == 512
-    kept, _ = plan("tgi", icc_max_total_tokens=1024, icc_max_input_length=2048)
+    kept, _names = plan("tgi", icc_max_total_tokens=1024, icc_max_input_length=2048)
     assert kept["max_input_tokens"] == 2048  # the rules refuse it, naming icc_max_input_length
 
 
@@ -91,12 +91,12 @@ def test_scale_starts_from_the_live_deployment_and_keeps_its_secrets():
 
 
 def test_a_live_custom_shm_size_is_kept_unless_the_count_changes():
-    llm, _ = plan(base="live", request={"model": SMOLLM}, live=live_vllm(shm_size="20Gi"))
+    llm, _names = plan(base="live", request={"model": SMOLLM}, live=live_vllm(shm_size="20Gi"))
     assert llm["shm_size"] == "20Gi"
 
 
 def test_the_wait_timeout_is_a_setting_of_the_run_not_of_the_pod():
-    llm, _ = _plan.resolve(inputs(), _engines.get("vllm"), defaults("vllm"), wait_timeout=1800)
+    llm, _names = _plan.resolve(inputs(), _engines.get("vllm"), defaults("vllm"), wait_timeout=1800)
     cfg = _plan.role_config(inputs(), _engines.get("vllm"), defaults("vllm"), llm)
     assert llm["wait_timeout"] == 1800 and "wait_timeout" not in _plan.POD_SETTINGS
     from ansible_collections.haw_icc.llm.plugins.module_utils._engine import pod_config
@@ -125,7 +125,7 @@ def test_checks_name_the_users_variable_first():
     e = _engines.get("vllm")
     inp = inputs(icc_gpu_count=5, icc_model=SMOLLM)
     llm, names = _plan.resolve(inp, e, defaults("vllm"))
-    refusals, _w, _fit = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
+    refusals, _warnings, _fit = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
     assert any(r.startswith("icc_gpu_count -> vllm_gpu_count=5") for r in refusals), refusals
 
 
@@ -133,16 +133,16 @@ def test_a_gated_model_without_a_token_is_refused_and_a_live_secret_counts_as_a_
     e = _engines.get("vllm")
     inp = inputs(icc_model="meta-llama/Llama-3.2-1B-Instruct")
     llm, names = _plan.resolve(inp, e, defaults("vllm"))
-    refusals, _w, _f = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
+    refusals, _warnings, _fit = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
     assert any("is a gated model" in r for r in refusals)
     llm["hf_token_secret"] = "kept-from-the-live-deployment"
-    refusals, _w, _f = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
+    refusals, _warnings, _fit = _plan.checks(inp, e, llm, names, _plan.role_config(inp, e, defaults("vllm"), llm))
     assert not any("is a gated model" in r for r in refusals)
 
 
 def test_changes_create_update_none_and_switch():
-    llm, _ = plan(base="live", request={"gpu_count": 2}, live=live_vllm())
-    previous, _ = plan(base="live", live=live_vllm())
+    llm, _names = plan(base="live", request={"gpu_count": 2}, live=live_vllm())
+    previous, _names = plan(base="live", live=live_vllm())
     assert _plan.changes(llm, None)["action"] == "create"
     same = _plan.changes(previous, previous)
     assert same == {"action": "none", "restart": False, "changes": [], "switch": None}
@@ -150,7 +150,7 @@ def test_changes_create_update_none_and_switch():
     assert up["action"] == "update" and up["restart"]
     assert up["changes"] == [{"setting": "gpu_count", "from": 1, "to": 2}]
     assert "gpu_count 1 -> 2" in _plan.summary_line("ns", up)
-    tgi, _ = plan("tgi")
+    tgi, _names = plan("tgi")
     sw = _plan.changes(tgi, previous)
     assert sw["action"] == "switch" and sw["switch"] == {"engine": "vllm", "name": "vllm"}
     assert "vllm (Deployment vllm) is removed first, its model cache PVC is kept" in _plan.summary_line("ns", sw)
@@ -159,7 +159,7 @@ def test_changes_create_update_none_and_switch():
 def test_role_config_is_defaults_then_user_variables_then_the_plan():
     e = _engines.get("tgi")
     inp = inputs(tgi_cpu="8", icc_model=SMOLLM, tgi_hf_token="secret-value")
-    llm, _ = _plan.resolve(inp, e, defaults("tgi"))
+    llm, _names = _plan.resolve(inp, e, defaults("tgi"))
     cfg = _plan.role_config(inp, e, defaults("tgi"), llm)
     assert cfg["cpu"] == "8" and cfg["model"] == SMOLLM and cfg["max_total_tokens"] == 4096
     assert cfg["quantize"] == "" and "hf_token" not in cfg and cfg["memory"] == "16Gi"

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: haw_icc.llm contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The reading half of the plan, shared by the action plugins ``llm_plan`` (one namespace) and
+"""Controller-side (plugin_utils: it runs in the action plugins, never in a module process).
+The reading half of the plan, shared by the action plugins ``llm_plan`` (one namespace) and
 ``llm_class_plan`` (all namespaces of a run): the live engine of a namespace, the role defaults,
 and the resolved plan of one host (``_plan`` does the pure part). Runs on the controller."""
 
