@@ -10,21 +10,12 @@ fails for one host: a host whose own plan cannot be made is left to llm_plan, wh
 
 from __future__ import annotations
 
-import os
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _class_plan, _plan
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _planner
-
-
-def _client(kubeconfig, context):
-    from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
-
-    return build_client(kubeconfig=os.path.expanduser(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig,
-                        context=context)
 
 
 class ActionModule(ActionBase):
@@ -34,13 +25,12 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
-        args = self._task.args
-        workflow = args.get("workflow", "deploy")
-        if workflow not in _plan.WORKFLOWS:
-            raise AnsibleActionFail("llm_class_plan: workflow=%r: use one of %s." % (workflow, ", ".join(_plan.WORKFLOWS)))
-        request = args.get("request") or {}
+        try:
+            workflow, request, wait_timeout = _planner.task_args(self._task.args, "llm_class_plan")
+        except _planner.BadArgs as exc:
+            raise AnsibleActionFail(str(exc))
         hostvars = task_vars.get("hostvars") or {}
-        from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import gather
+        from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import gather, namespace_share
 
         requests, skipped, nodes, notes = [], [], None, []
         for host in task_vars.get("ansible_play_hosts") or []:
@@ -55,21 +45,20 @@ class ActionModule(ActionBase):
                 continue
             ns = inputs.namespace
             try:
-                kube = _client(inputs.get("icc_kubeconfig", None), inputs.get("icc_context", None))
-                planned = _planner.plan_host(inputs, kube, workflow, request, args.get("wait_timeout"))
-                llm = planned["llm"]
-                cap = gather(kube, ns, int(llm["gpu_count"]), llm["gpu_type"], release_selector=_planner.ENGINE_SELECTOR)
-            except (IccError, _planner.NoEngine, ValueError, KeyError, TypeError):
+                kube = _planner.client(inputs)
+                planned = _planner.plan_host(inputs, kube, workflow, request, wait_timeout)
+                # The namespace's own quota and engine GPUs only; the cluster is read once, below.
+                quota_free, held = namespace_share(kube, ns, _planner.ENGINE_SELECTOR)
+                if nodes is None and not task_vars.get("icc_class_kubeconfig"):
+                    # The first host's credentials that may read the nodes read every GPU type, once.
+                    view = gather(kube, None, 1)
+                    nodes = view["nodes"] if view["cluster_view"] else None
+            except (IccError, _planner.NoEngine):
                 skipped.append(host)
                 continue
-            if nodes is None and cap.get("cluster_view") and not task_vars.get("icc_class_kubeconfig"):
-                # This host's credentials may read the nodes: every GPU type, once.
-                nodes = gather(kube, None, 1)["nodes"]
-            release = cap.get("release") or {}
+            llm = planned["llm"]
             requests.append({"host": host, "namespace": ns, "gpu_type": llm["gpu_type"], "count": int(llm["gpu_count"]),
-                             "keeps": planned["change"]["action"] == "none",
-                             "quota_free": (cap.get("quota") or {}).get("free"),
-                             "held": [(release.get("node"), release.get("gpus") or 0)] if release.get("gpus") else []})
+                             "keeps": planned["change"]["action"] == "none", "quota_free": quota_free, "held": held})
         if nodes is None:
             nodes, note = self._nodes(task_vars, gather)
             if note:
@@ -85,7 +74,9 @@ class ActionModule(ActionBase):
         if not kubeconfig:
             return None, "no credentials of this run may read nodes (set icc_class_kubeconfig to a kubeconfig that may)"
         try:
-            cap = gather(_client(self._templar.template(kubeconfig), task_vars.get("icc_class_context")), None, 1)
+            inputs = _plan.Inputs({"icc_kubeconfig": self._templar.template(kubeconfig),
+                                   "icc_context": task_vars.get("icc_class_context", _plan.MISSING)}.get, None)
+            cap = gather(_planner.client(inputs), None, 1)
         except IccError as exc:
             return None, "icc_class_kubeconfig cannot read the nodes: %s" % exc.message
         if not cap.get("cluster_view"):

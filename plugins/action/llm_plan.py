@@ -8,8 +8,6 @@ The logic is in module_utils/_plan.py (pure, unit-tested); this file reads and t
 
 from __future__ import annotations
 
-import os
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -36,13 +34,10 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
-        workflow = args.get("workflow", "deploy")
-        if workflow not in _plan.WORKFLOWS:
-            raise AnsibleActionFail("llm_plan: workflow=%r: use one of %s." % (workflow, ", ".join(_plan.WORKFLOWS)))
-        request = args.get("request") or {}
-        if not isinstance(request, dict):
-            raise AnsibleActionFail("llm_plan: request must be a dictionary of settings.")
-        wait_timeout = args.get("wait_timeout")
+        try:
+            workflow, request, wait_timeout = _planner.task_args(args, "llm_plan")
+        except _planner.BadArgs as exc:
+            raise AnsibleActionFail(str(exc))
         inputs = self._inputs(task_vars)
 
         problems = _plan.input_problems(inputs)
@@ -52,11 +47,10 @@ class ActionModule(ActionBase):
         kubeconfig = inputs.get("icc_kubeconfig", None)
         context = inputs.get("icc_context", None)
 
-        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client, namespace_read_failure
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import namespace_read_failure
 
         try:
-            kube = build_client(kubeconfig=os.path.expanduser(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig,
-                                context=context)
+            kube = _planner.client(inputs)
             planned = _planner.plan_host(inputs, kube, workflow, request, wait_timeout)
         except _planner.NoEngine as exc:
             raise AnsibleActionFail(str(exc))

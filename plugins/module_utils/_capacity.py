@@ -327,6 +327,23 @@ def capacity_after_release(capacity, count, held=0, held_node=None):
             "capacity unknown (no cluster view)" % (quota_free if quota_free is not None else "unlimited", held)}
 
 
+def held_gpus(kube, namespace, selector, resource=GPU_RESOURCE):
+    """``[(node, gpus)]`` of the scheduled pods in ``namespace`` that match the label ``selector``."""
+    return [(node, req) for node, _ns, req in _slim_pods(
+        kube, "/api/v1/namespaces/%s/pods" % quote(namespace, safe=""), resource, label_selector=selector) if node]
+
+
+def namespace_share(kube, namespace, selector, resource=GPU_RESOURCE):
+    """What the class-wide plan needs of one namespace, without reading the whole cluster: the free
+    GPUs of its quota (None when it has no GPU quota or may not read it) and ``held_gpus``."""
+    try:
+        quota, _other = quota_view(_list_all(kube, "/api/v1/namespaces/%s/resourcequotas" % quote(namespace, safe="")),
+                                   resource)
+    except PermissionDeniedError:
+        quota = None
+    return (quota["free"] if quota else None), held_gpus(kube, namespace, selector, resource)
+
+
 def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_selector=None, release_selector=None):
     """Read the cluster and return the module result (without ``changed``). With ``release_selector``,
     the GPUs of the matching pods in ``namespace`` count as free (a Recreate rollout deletes them
@@ -397,9 +414,7 @@ def gather(kube, namespace, count, gpu_type=None, resource=GPU_RESOURCE, node_se
         gpu_pods=len(pods) if pods is not None else None,
     )
     if namespace and release_selector:
-        held = [(node, req) for node, _ns, req in _slim_pods(
-            kube, "/api/v1/namespaces/%s/pods" % quote(namespace, safe=""), resource,
-            label_selector=release_selector) if node]
+        held = held_gpus(kube, namespace, release_selector, resource)
         gpus = sum(req for _node, req in held)
         node = held[0][0] if held else None
         result["release"] = dict(selector=release_selector, gpus=gpus, node=node, pods=len(held))

@@ -3,11 +3,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The engine registry: one object per LLM engine, in the manner of community.docker's ``Engine``.
 
-Each object knows what the rest of the collection asks of an engine: the role that deploys it and
-that role's variable names, the settings a workflow may change and the role variable each one maps
-to, the V100 rules (``check``) and the command line (``args``), the parser of its live Deployment,
-and whether it takes an API key. The plan (``_plan``), the
-filters and the modules ask the registry instead of writing ``if engine == 'vllm'``.
+Each object knows what the plan asks of an engine: its role's variable names, the settings a
+workflow may change and the role variable each one maps to, its V100 rules (``check``), the parser
+of its live Deployment and whether it takes an API key. The plan (``_plan``, ``_planner``) asks the
+registry instead of writing ``if engine == 'vllm'``; the roles still build their command lines
+through the ``vllm_args`` / ``tgi_args`` filters (one engine role over the registry is still to do).
 
 Pure Python: the rules themselves stay in ``_engine`` (one source of truth per rule); this file
 only says which of them belongs to which engine.
@@ -36,8 +36,6 @@ class Engine(object):
     """An LLM engine the collection can deploy. Subclasses fill in the class attributes."""
 
     name = None            # the value of icc_engine and of the app.kubernetes.io/name label
-    display = None         # for people: vLLM, TGI
-    default_image = None
     # setting -> role variable suffix (the role variable is prefix + suffix); None: the role has none.
     setting_vars = {}
     # setting -> further role variables that carry the same value (a refusal of them names the user's variable).
@@ -51,10 +49,6 @@ class Engine(object):
     def prefix(self):
         return self.name + "_"
 
-    @property
-    def role(self):
-        return "haw_icc.llm." + self.name
-
     def var(self, setting):
         """The role variable of ``setting`` (``vllm_max_model_len``), or None."""
         suffix = self.setting_vars.get(setting, setting)
@@ -67,9 +61,6 @@ class Engine(object):
 
     def check(self, cfg):
         return _engine.check(self.name, cfg)
-
-    def args(self, cfg):
-        raise NotImplementedError
 
     def specific(self, llm):
         """The engine-specific part of the role configuration, from the plan's settings."""
@@ -86,15 +77,10 @@ class Engine(object):
 
 class Vllm(Engine):
     name = "vllm"
-    display = "vLLM"
-    default_image = _engine.VLLM_DEFAULT_IMAGE
     setting_vars = {"quantization": "quantization", "max_model_len": "max_model_len", "max_input_tokens": None}
     setting_aliases = {"model": ("served_model_name",)}
     memory_fraction = ("gpu_memory_utilization", 0.9)
     api_key = True
-
-    def args(self, cfg):
-        return _engine.vllm_args(cfg)
 
     def specific(self, llm):
         return {"served_model_name": llm["model"], "quantization": llm["quantization"],
@@ -103,14 +89,9 @@ class Vllm(Engine):
 
 class Tgi(Engine):
     name = "tgi"
-    display = "TGI"
-    default_image = _engine.TGI_DEFAULT_IMAGE
     setting_vars = {"quantization": "quantize", "max_model_len": "max_total_tokens",
                     "max_input_tokens": "max_input_tokens"}
     memory_fraction = ("cuda_memory_fraction", 0.85)
-
-    def args(self, cfg):
-        return _engine.tgi_args(cfg)
 
     def specific(self, llm):
         return {"quantize": llm["quantization"], "max_total_tokens": int(llm["max_model_len"]),

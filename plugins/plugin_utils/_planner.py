@@ -43,6 +43,31 @@ class NoEngine(Exception):
     pass
 
 
+class BadArgs(Exception):
+    pass
+
+
+def task_args(args, plugin):
+    """``(workflow, request, wait_timeout)`` of an ``llm_plan`` / ``llm_class_plan`` task."""
+    workflow = args.get("workflow", "deploy")
+    if workflow not in _plan.WORKFLOWS:
+        raise BadArgs("%s: workflow=%r: use one of %s." % (plugin, workflow, ", ".join(_plan.WORKFLOWS)))
+    request = args.get("request") or {}
+    if not isinstance(request, dict):
+        raise BadArgs("%s: request must be a dictionary of settings." % plugin)
+    return workflow, request, args.get("wait_timeout")
+
+
+def client(inputs):
+    """The Kubernetes client of a host: its icc_kubeconfig and icc_context (default: $KUBECONFIG or
+    ~/.kube/config and its current context)."""
+    from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+    kubeconfig = inputs.get("icc_kubeconfig", None)
+    return build_client(kubeconfig=os.path.expanduser(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig,
+                        context=inputs.get("icc_context", None))
+
+
 def plan_host(inputs, kube, workflow, request=None, wait_timeout=None):
     """Read the namespace's engine and resolve the plan of one host. Returns a dict with engine,
     llm, names, live, previous, cfg and change. Raises NoEngine for scale / change_model without one."""
