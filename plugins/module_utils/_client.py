@@ -75,24 +75,32 @@ class Kube(object):
     def get_raw(self, path, query=None, accept="application/json"):
         """GET ``path`` (e.g. ``/api/v1/pods``) and return the raw body bytes, errors mapped like
         ``call``. No typed API class and no model objects are involved."""
+        return self.request_raw("GET", path, query, accept=accept)
+
+    def request_raw(self, method, path, query=None, body=None, content_type=None, accept="application/json"):
+        """``method`` ``path`` with ``body`` and return the raw response body bytes, errors mapped like
+        ``call``. The client serializes a dict body as JSON; a str body is sent as is (an
+        ``application/apply-patch+yaml`` body must be a str)."""
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         headers = {"Accept": accept}
+        if content_type:
+            headers["Content-Type"] = content_type
         client = self.api_client
 
         def request(_request_timeout=None):
             if hasattr(client, "param_serialize"):  # kubernetes >= 31 (openapi-generator 7)
-                method, url, hdrs = self._serialize("GET", path, params, headers)
-                resp = client.call_api(method, url, header_params=hdrs, _request_timeout=_request_timeout)
+                method_, url, hdrs = self._serialize(method, path, params, headers)
+                resp = client.call_api(method_, url, header_params=hdrs, body=body, _request_timeout=_request_timeout)
                 data = resp.read()
                 if not 200 <= resp.status <= 299:
                     raise ApiException(http_resp=resp)
                 return data
-            resp = client.call_api(path, "GET", query_params=params, header_params=headers,
+            resp = client.call_api(path, method, query_params=params, header_params=headers, body=body,
                                    auth_settings=["BearerToken"], _preload_content=False,
                                    _return_http_data_only=True, _request_timeout=_request_timeout)
             return resp.data
 
-        request.__name__ = "GET %s" % path
+        request.__name__ = "%s %s" % (method, path)
         return self.call(request)
 
     def portforward(self, namespace, pod, port):
@@ -147,13 +155,14 @@ def raise_for_api_exception(exc, server, what="request"):
             "config.txt and run the login playbook (haw_icc.llm.login) with it." % LOGIN_URL)
     if status == 403:
         raise PermissionDeniedError(
-            "The API server refused %s (HTTP 403 Forbidden): %s" % (what, _api_message(exc)),
+            "The API server refused %s (HTTP 403 Forbidden): %s" % (what, api_message(exc)),
             "Use a namespace your ICC account owns (w<id>-default), or ask the ICC admins for "
             "the missing right.")
     raise exc
 
 
-def _api_message(exc):
+def api_message(exc):
+    """The API server's own message of a failed request."""
     import json
 
     try:

@@ -5,9 +5,10 @@
 
 Each object knows what the plan asks of an engine: its role's variable names, the settings a
 workflow may change and the role variable each one maps to, its V100 rules (``check``), the parser
-of its live Deployment and whether it takes an API key. The plan (``_plan``, ``_planner``) asks the
-registry instead of writing ``if engine == 'vllm'``; the roles still build their command lines
-through the ``vllm_args`` / ``tgi_args`` filters (one engine role over the registry is still to do).
+of its live Deployment, whether it takes an API key, and what its pod needs (command line, env,
+port, cache path, health path, memory). The plan (``_plan``, ``_planner``) and the one engine core
+(``_manifests`` rendered by the action plugin ``llm_engine``, which both engine roles call) ask the
+registry instead of writing ``if engine == 'vllm'``.
 
 Pure Python: the rules themselves stay in ``_engine`` (one source of truth per rule); this file
 only says which of them belongs to which engine.
@@ -36,12 +37,17 @@ class Engine(object):
     """An LLM engine the collection can deploy. Subclasses fill in the class attributes."""
 
     name = None            # the value of icc_engine and of the app.kubernetes.io/name label
+    display = None         # the name people know it by, in messages
+    container_port = 8000  # the port the program listens on (its ``--port``)
+    cache_path = None      # where the model cache PVC is mounted
+    health_path = "/health"  # the probes' path
     # setting -> role variable suffix (the role variable is prefix + suffix); None: the role has none.
     setting_vars = {}
     # setting -> further role variables that carry the same value (a refusal of them names the user's variable).
     setting_aliases = {}
     memory_fraction = ("", 0.9)  # role variable suffix and default of the GPU memory fraction
     api_key = False        # the engine checks an API key of its own (vllm_api_key / _secret)
+    api_key_env = None     # the environment variable it reads that key from
     # Role variables that are not part of the engine configuration the rules check.
     not_config = ("hf_token", "api_key", "state", "purge", "wait", "cache_storage_class")
 
@@ -66,6 +72,18 @@ class Engine(object):
         """The engine-specific part of the role configuration, from the plan's settings."""
         raise NotImplementedError
 
+    def args(self, cfg):
+        """The program's command line of a checked role configuration."""
+        raise NotImplementedError
+
+    def env(self, cfg):
+        """The engine's own environment items (the cache, the NCCL settings, its V100 switches)."""
+        return _engine.nccl_env(bool(cfg.get("nccl_fallback")))
+
+    def memory(self, cfg):
+        """The container's memory request and limit."""
+        return cfg.get("memory")
+
     def live(self, deployment):
         """The settings of a live Deployment of this engine, in the plan's keys."""
         cur = _live.live_settings(deployment)
@@ -79,23 +97,50 @@ class Vllm(Engine):
     name = "vllm"
     setting_vars = {"quantization": "quantization", "max_model_len": "max_model_len", "max_input_tokens": None}
     setting_aliases = {"model": ("served_model_name",)}
+    display = "vLLM"
+    cache_path = "/root/.cache/huggingface"
     memory_fraction = ("gpu_memory_utilization", 0.9)
     api_key = True
+    api_key_env = "VLLM_API_KEY"  # vLLM's own variable for --api-key
 
     def specific(self, llm):
         return {"served_model_name": llm["model"], "quantization": llm["quantization"],
                 "max_model_len": int(llm["max_model_len"])}
+
+    def args(self, cfg):
+        return _engine.vllm_args(cfg)
+
+    def env(self, cfg):
+        return ([{"name": "VLLM_USE_V1", "value": "1" if cfg.get("use_v1_engine") else "0"},
+                 {"name": "HF_HOME", "value": self.cache_path},
+                 {"name": "HF_HUB_CACHE", "value": self.cache_path + "/hub"},
+                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"}]
+                + Engine.env(self, cfg))
+
+    def memory(self, cfg):
+        return _engine.vllm_memory_limit(cfg)
 
 
 class Tgi(Engine):
     name = "tgi"
     setting_vars = {"quantization": "quantize", "max_model_len": "max_total_tokens",
                     "max_input_tokens": "max_input_tokens"}
+    display = "TGI"
+    cache_path = "/data"
     memory_fraction = ("cuda_memory_fraction", 0.85)
 
     def specific(self, llm):
         return {"quantize": llm["quantization"], "max_total_tokens": int(llm["max_model_len"]),
                 "max_input_tokens": int(llm["max_input_tokens"])}
+
+    def args(self, cfg):
+        return _engine.tgi_args(cfg)
+
+    def env(self, cfg):
+        return ([{"name": "HF_HOME", "value": self.cache_path},
+                 {"name": "HUGGINGFACE_HUB_CACHE", "value": self.cache_path},
+                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"}]
+                + Engine.env(self, cfg) + _engine.tgi_env())
 
 
 ENGINES = dict((e.name, e) for e in (Vllm(), Tgi()))

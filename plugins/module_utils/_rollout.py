@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError, IccError, PermissionDeniedError
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE, GPU_TYPES, quantity
+from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import CHECKSUM
 
 # Seconds an unschedulable pod may wait for a reason that can go away by itself before the rollout
 # fails: a pod that is terminating gives its GPUs back within its grace period (30 s by default), and
@@ -382,7 +383,7 @@ class _Nodes:
 
 
 def wait_rollout(read, timeout, poll=2.0, api_grace=30.0, unschedulable_grace=UNSCHEDULABLE_GRACE,
-                 read_nodes=None, clock=time.monotonic, sleep=time.sleep):
+                 read_nodes=None, clock=time.monotonic, sleep=time.sleep, progress=None):
     """Poll ``read()`` -> (deployment, pods) until the rollout is available or failed, or ``timeout``
     seconds passed.
 
@@ -393,7 +394,8 @@ def wait_rollout(read, timeout, poll=2.0, api_grace=30.0, unschedulable_grace=UN
 
     Returns the last ``rollout_status`` verdict plus ``pods``, ``polls``, ``elapsed``, ``timed_out``
     and ``unschedulable_waits`` (each pod that had to wait for a node: ``{"pod", "seconds",
-    "message", "scheduled"}``).
+    "message", "scheduled"}``). ``progress(elapsed, verdict)`` is called after each poll that is
+    not the last (the action plugins show a line from it now and then).
     """
     start = clock()
     polls = 0
@@ -441,4 +443,40 @@ def wait_rollout(read, timeout, poll=2.0, api_grace=30.0, unschedulable_grace=UN
                            polls=polls, elapsed=round(elapsed, 1), timed_out=timed_out,
                            unschedulable_waits=list(waits.values()))
             return verdict
+        if progress is not None:
+            progress(elapsed, verdict)
         sleep(min(poll, max(0.0, timeout - elapsed)))
+
+
+def wait_deployment(kube, namespace, name, selector, what, timeout, poll=2.0, api_grace=30.0,
+                    unschedulable_grace=UNSCHEDULABLE_GRACE, checksum=None, progress=None):
+    """Wait until the Deployment ``name`` is available (``wait_rollout`` over the API). Returns
+    ``(result, failure)``: the verdict as a module result, and the message to fail with or None.
+    ``checksum``: the config checksum this run applied; another one on the Deployment after the wait
+    means another run changed it meanwhile."""
+    last = {}
+
+    def read():
+        last["deployment"], pods = read_rollout(kube, namespace, name, selector)
+        return last["deployment"], pods
+
+    try:
+        verdict = wait_rollout(read, timeout, poll=poll, api_grace=api_grace, unschedulable_grace=unschedulable_grace,
+                               read_nodes=lambda: read_nodes(kube), progress=progress)
+    except ClusterUnreachableError as exc:
+        exc.message = "While waiting for the %s Deployment %s/%s: %s" % (what, namespace, name, exc.message)
+        raise
+    verdict.pop("unschedulable", None)  # the pods still waiting; unschedulable_waits has them all
+    result = dict(changed=False, **verdict)
+    template = ((last.get("deployment") or {}).get("spec") or {}).get("template") or {}
+    found = ((template.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM)
+    if checksum and verdict["state"] == "available" and found != checksum:
+        return result, ("The %s Deployment %s/%s no longer carries the settings this run applied: another run "
+                        "(deploy, scale or change_model into %s at the same time?) changed it while this one waited. "
+                        "Let the other run end, then run this playbook again; status.yml shows what runs now."
+                        % (what, namespace, name, namespace))
+    if verdict["state"] != "available":
+        return result, ("The %s Deployment %s/%s is not available: %s. Inspect it with: kubectl -n %s describe "
+                        "deployment %s; kubectl -n %s logs deployment/%s"
+                        % (what, namespace, name, verdict["reason"], namespace, name, namespace, name))
+    return result, None

@@ -24,7 +24,7 @@ description:
     had to wait, for how long and why (RV(unschedulable_waits)).
   - An API server that stops answering is retried for O(api_grace) seconds, then the module fails with
     a clear message (VPN, server address) instead of a traceback.
-  - The roles of this collection use it to wait for the engine and the WebUI.
+  - The webui role uses it; the engine roles wait with the same rules inside M(haw_icc.llm.llm_engine).
 author:
   - haw_icc.llm contributors (@haw-icc)
 extends_documentation_fragment:
@@ -124,15 +124,12 @@ timed_out:
 """
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import connection_spec
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError, InputError
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
 from ansible_collections.haw_icc.llm.plugins.module_utils._module import IccModule
 
 
-CHECKSUM = "haw-icc.de/config-checksum"
-
-
 def run(module):
-    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import read_nodes, read_rollout, wait_rollout
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_deployment
 
     p = module.params
     for key in ("timeout", "poll", "api_grace", "unschedulable_grace"):
@@ -140,33 +137,11 @@ def run(module):
             raise InputError(key, p[key], "must be more than 0 seconds", "for example %s" % {"timeout": 600, "unschedulable_grace": 120}.get(key, 2))
     kube = module.client()
     namespace = p["namespace"] or kube.namespace or "default"
-    what = p["display_name"] or p["name"]
-    last = {}
-
-    def read():
-        last["deployment"], pods = read_rollout(kube, namespace, p["name"], p["selector"])
-        return last["deployment"], pods
-
-    try:
-        verdict = wait_rollout(read, p["timeout"], poll=p["poll"], api_grace=p["api_grace"],
-                               unschedulable_grace=p["unschedulable_grace"], read_nodes=lambda: read_nodes(kube))
-    except ClusterUnreachableError as exc:
-        exc.message = "While waiting for the %s Deployment %s/%s: %s" % (what, namespace, p["name"], exc.message)
-        raise
-    verdict.pop("unschedulable", None)  # the pods still waiting; unschedulable_waits has them all
-    result = dict(changed=False, **verdict)
-    template = ((last.get("deployment") or {}).get("spec") or {}).get("template") or {}
-    found = ((template.get("metadata") or {}).get("annotations") or {}).get(CHECKSUM)
-    if p["checksum"] and verdict["state"] == "available" and found != p["checksum"]:
-        module.fail_json(msg="The %s Deployment %s/%s no longer carries the settings this run applied: another run "
-                         "(deploy, scale or change_model into %s at the same time?) changed it while this one waited. "
-                         "Let the other run end, then run this playbook again; status.yml shows what runs now."
-                         % (what, namespace, p["name"], namespace), **result)
-    if verdict["state"] != "available":
-        module.fail_json(msg="The %s Deployment %s/%s is not available: %s. Inspect it with: kubectl -n %s describe "
-                         "deployment %s; kubectl -n %s logs deployment/%s"
-                         % (what, namespace, p["name"], verdict["reason"], namespace, p["name"], namespace, p["name"]),
-                         **result)
+    result, failure = wait_deployment(kube, namespace, p["name"], p["selector"], p["display_name"] or p["name"],
+                                      p["timeout"], poll=p["poll"], api_grace=p["api_grace"],
+                                      unschedulable_grace=p["unschedulable_grace"], checksum=p["checksum"])
+    if failure:
+        module.fail_json(msg=failure, **result)
     return result
 
 

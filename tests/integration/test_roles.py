@@ -25,6 +25,7 @@ NS_WEBUI = "wcls030-default"
 KINDS = "deployments,replicasets,pods,services,secrets,persistentvolumeclaims,configmaps,ingresses"
 API_KEY = "sk-test-7f3a9c1e5b"  # a value we can search for in manifests
 HF_TOKEN = "hf_testtoken_4d2b8e"
+VLLM_TASK = "haw_icc.llm.vllm : Make the vLLM server present"
 
 PLAY = """
 - name: Role under test
@@ -188,18 +189,21 @@ def test_vllm_check_mode_changes_nothing(sandbox, inventory, vllm):
                   vllm_max_num_seqs=64))
     assert run.changed() >= 1  # the Deployment would change
     assert snapshot(sandbox, NS_VLLM) == before
-    applied = run.result("haw_icc.llm.vllm : Apply the vLLM server objects (PersistentVolumeClaim, Service, Deployment)")
-    changed = [r for r in applied["result"]["results"] if r["changed"]]
-    assert [r["result"]["kind"] for r in changed] == ["Deployment"] and "diff" in changed[0]
-    shown = run.result("haw_icc.llm.vllm : Show what the apply changes (diff mode)")["msg"]
-    assert len(shown) == 1 and shown[0] == changed[0]["diff"]
+    applied = run.result(VLLM_TASK)
+    changed = [r for r in applied["objects"] if r["changed"]]
+    assert [r["kind"] for r in changed] == ["Deployment"] and "rollout" not in applied
+    [shown] = applied["diff"]  # what --diff prints: the Deployment before and after, nothing else
+    assert shown["after_header"] == "Deployment/vllm"
+    args = shown["after"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-num-seqs") + 1] == "64"
+    assert API_KEY not in run.stdout and HF_TOKEN not in run.stdout
 
 
 def test_vllm_config_change_restarts_the_pod(sandbox, inventory, vllm):
     [old] = pods_of(sandbox, NS_VLLM, "vllm")
     run = ok(play("vllm", inventory, NS_VLLM, vllm_model=MODEL_TP, vllm_max_model_len=2048, vllm_gpu_count=2, vllm_api_key=API_KEY,
                   vllm_hf_token=HF_TOKEN, vllm_node_affinity=True, vllm_max_num_seqs=16))
-    assert run.result("haw_icc.llm.vllm : Apply the vLLM server objects (PersistentVolumeClaim, Service, Deployment)")["changed"]
+    assert run.result(VLLM_TASK)["changed"]
     [new] = pods_of(sandbox, NS_VLLM, "vllm")
     assert new["metadata"]["name"] != old["metadata"]["name"]
     assert "16" == new["spec"]["containers"][0]["args"][new["spec"]["containers"][0]["args"].index(
@@ -252,7 +256,7 @@ def test_vllm_fails_after_the_unschedulable_grace_when_no_node_fits(sandbox, inv
         msg = " ".join(run.failure_messages())
         assert "cannot be scheduled" in msg and "Insufficient cpu" in msg, msg
         assert "longer than the 10 s that GPUs of a terminating pod" in msg, msg
-        waited = run.result("haw_icc.llm.vllm : Wait until the vLLM Deployment is Available", NS_VLLM)
+        waited = run.result(VLLM_TASK, NS_VLLM)["rollout"]
         assert 10 <= waited["elapsed"] < 60, waited
     finally:
         cleanup(sandbox, NS_VLLM)
@@ -298,8 +302,8 @@ def test_tgi_sharding_override_warns_and_shards(sandbox, inventory):
     try:
         run = ok(play("tgi", inventory, NS_TGI, tgi_model=MODEL_TP, tgi_gpu_count=2,
                       tgi_allow_sharding_on_v100=True, tgi_gpu_type="gpu-tesla-v100s"))
-        warned = run.task_results("haw_icc.llm.tgi : Warn about risks of this TGI configuration")
-        assert any("tgi_allow_sharding_on_v100=true" in str(r) for r in warned)
+        warned = run.result("haw_icc.llm.tgi : Make the TGI server present")["warnings"]
+        assert any("tgi_allow_sharding_on_v100=true" in w for w in warned), warned
         args = get(sandbox, NS_TGI, "deployment", "tgi")["spec"]["template"]["spec"]["containers"][0]["args"]
         assert args[args.index("--num-shard") + 1] == "2"
         [pod] = pods_of(sandbox, NS_TGI, "tgi")

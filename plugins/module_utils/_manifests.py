@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The Kubernetes objects of an engine: one builder for every engine of the registry (``_engines``).
+
+What differs between engines (command line, env, cache path, API key variable, memory) comes from
+the engine object; everything else (labels, Recreate strategy, GPU toleration and affinity, probes,
+volumes, the config checksum) is written once here. Pure: a role configuration (the role's variables
+without their prefix, as checked by ``_engine.check``) in, plain dictionaries out; unit-tested.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+
+PART_OF = "haw-icc-llm"
+MANAGED_BY = "haw_icc.llm"
+FIELD_MANAGER = "haw-icc-llm"
+CHECKSUM = "haw-icc.de/config-checksum"
+SECRET_KEY_TOKEN = "token"
+SECRET_KEY_API = "api-key"
+
+
+def selector(engine, name):
+    return {"app.kubernetes.io/name": engine.name, "app.kubernetes.io/instance": name}
+
+
+def selector_string(engine, name):
+    return ",".join("%s=%s" % kv for kv in selector(engine, name).items())
+
+
+def labels(engine, name):
+    return dict(selector(engine, name), **{"app.kubernetes.io/component": "engine",
+                                           "app.kubernetes.io/part-of": PART_OF,
+                                           "app.kubernetes.io/managed-by": MANAGED_BY})
+
+
+def names(engine, name):
+    """The objects an engine role creates and owns (removed by state=absent; the cache PVC only with purge)."""
+    return {"deployment": name, "service": name, "pvc": name + "-cache", "hf_secret": name + "-hf-token",
+            "key_secret": name + "-api-key" if engine.api_key else None}
+
+
+def secret(engine, cfg, which, value):
+    """The Secret that holds the Hugging Face token (``hf``) or the API key (``key``)."""
+    n = names(engine, cfg["name"])
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": n["hf_secret" if which == "hf" else "key_secret"], "namespace": cfg["namespace"],
+                         "labels": labels(engine, cfg["name"])},
+            "data": {SECRET_KEY_TOKEN if which == "hf" else SECRET_KEY_API:
+                     base64.b64encode(str(value).encode("utf-8")).decode("ascii")}}
+
+
+def _secret_env(var, secret_name, key):
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+
+
+def _probe(path, period, timeout, failures):
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "timeoutSeconds": timeout,
+            "failureThreshold": failures}
+
+
+def checksum(pod_template, secret_versions=()):
+    """The pod's config checksum: the pod template as applied (without this annotation) and the
+    resourceVersions of the Secrets it reads, so that a changed token restarts the pod and nothing
+    else does (a wait timeout or a value written as "1" instead of 1 is not part of the pod)."""
+    text = json.dumps([pod_template, [str(v or "") for v in secret_versions]], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def engine_objects(engine, cfg, hf_secret="", key_secret="", secret_versions=()):
+    """[PersistentVolumeClaim (unless cache_emptydir), Service, Deployment] of a checked role
+    configuration. ``hf_secret`` / ``key_secret``: the Secret names the pod reads the token / API key
+    from ('' for none); ``secret_versions``: their resourceVersions (part of the checksum)."""
+    name, ns = cfg["name"], cfg["namespace"]
+    lab, n = labels(engine, name), names(engine, name)
+    startup = int(cfg["startup_timeout"])
+    env = list(engine.env(cfg))
+    if hf_secret:
+        env += [_secret_env(v, hf_secret, SECRET_KEY_TOKEN) for v in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")]
+    if key_secret and engine.api_key_env:
+        env.append(_secret_env(engine.api_key_env, key_secret, SECRET_KEY_API))
+    container = {
+        "name": engine.name,
+        "image": cfg["image"],
+        "imagePullPolicy": "IfNotPresent",
+        # The tail of the log becomes the termination message when the program writes none (vLLM,
+        # TGI and Open WebUI write none): the rollout wait shows its last error line.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "args": [str(a) for a in engine.args(cfg)],
+        "ports": [{"name": "http", "containerPort": engine.container_port, "protocol": "TCP"}],
+        "env": env,
+        "resources": _engine.gpu_resources(int(cfg["gpu_count"]), cfg["cpu"], engine.memory(cfg)),
+        "volumeMounts": [{"name": "cache", "mountPath": engine.cache_path}, {"name": "dshm", "mountPath": "/dev/shm"}],
+        "startupProbe": _probe(engine.health_path, 10, 5, (startup + 9) // 10),
+        "readinessProbe": _probe(engine.health_path, 10, 5, 3),
+        "livenessProbe": _probe(engine.health_path, 20, 10, 3),
+    }
+    pod_spec = {
+        "terminationGracePeriodSeconds": 30,
+        # No Docker-link variables of the namespace's Services: a Service named vllm would inject
+        # VLLM_PORT=tcp://..., which vLLM reads as an integer and dies on (vLLM issue 15613).
+        "enableServiceLinks": False,
+        "tolerations": [_engine.gpu_toleration(cfg["gpu_type"])],
+        "containers": [container],
+        "volumes": [
+            {"name": "cache", "emptyDir": {}} if cfg.get("cache_emptydir")
+            else {"name": "cache", "persistentVolumeClaim": {"claimName": n["pvc"]}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": _engine.shm_size(cfg)}},
+        ],
+    }
+    if cfg.get("node_affinity"):
+        pod_spec["affinity"] = {"nodeAffinity": _engine.node_affinity(cfg["gpu_type"])}
+    annotations = dict((str(k), str(v)) for k, v in sorted((cfg.get("pod_annotations") or {}).items()))
+    template = {"metadata": {"labels": lab, "annotations": annotations}, "spec": pod_spec}
+    template["metadata"]["annotations"] = dict(annotations, **{CHECKSUM: checksum(template, secret_versions)})
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": n["deployment"], "namespace": ns, "labels": lab},
+        "spec": {
+            "replicas": 1,
+            # A RollingUpdate needs spare GPUs and deadlocks in a full quota.
+            "strategy": {"type": "Recreate"},
+            "revisionHistoryLimit": 3,
+            "progressDeadlineSeconds": startup + 300,
+            "selector": {"matchLabels": selector(engine, name)},
+            "template": template,
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": n["service"], "namespace": ns, "labels": lab},
+        "spec": {"type": "ClusterIP", "selector": selector(engine, name),
+                 "ports": [{"name": "http", "port": int(cfg["service_port"]), "targetPort": "http", "protocol": "TCP"}]},
+    }
+    objects = [service, deployment]
+    if not cfg.get("cache_emptydir"):
+        pvc_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(cfg["cache_size"])}}}
+        if cfg.get("storage_class"):
+            pvc_spec["storageClassName"] = cfg["storage_class"]
+        objects.insert(0, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                           "metadata": {"name": n["pvc"], "namespace": ns, "labels": lab}, "spec": pvc_spec})
+    return objects

@@ -1,0 +1,76 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: llm_engine
+short_description: Deploy or remove an LLM engine (vLLM, TGI) in one ICC namespace, from its role's variables
+version_added: 0.2.0
+description:
+  - The one core of the engine roles M(haw_icc.llm.vllm) and M(haw_icc.llm.tgi); each role is this one
+    task. Runs on the controller (an action plugin, no module process per step).
+  - Reads the engine role's variables (V(vllm_*), V(tgi_*); see the role's C(meta/argument_specs.yml))
+    and checks them against the V100 and engine rules; a refusal names the variable, the value and what
+    to use, and nothing reaches the cluster.
+  - With the role's C(state=present), applies (server-side apply, field manager C(haw-icc-llm)) the
+    Secrets of the token and the API key when given, the model cache PVC, the Service and the Deployment,
+    built from the engine registry, then waits until the Deployment is Available with the rules of
+    M(haw_icc.llm.rollout_status), printing a progress line every 30 seconds.
+  - The pod's C(haw-icc.de/config-checksum) annotation covers the pod template and the resourceVersions of
+    the Secrets it reads, so a changed token restarts the pod and a changed wait timeout does not.
+  - With C(state=absent), removes the Deployment (and waits until its pods are gone), the Service and the
+    role's Secrets; the model cache PVC only with the role's C(purge).
+  - Connects like the modules of the collection (O(kubeconfig), O(context), ... from C(module_defaults) of
+    C(group/haw_icc.llm.icc) or the C(K8S_AUTH_*) environment variables).
+author:
+  - haw_icc.llm contributors (@haw-icc)
+extends_documentation_fragment:
+  - haw_icc.llm.connection
+  - haw_icc.llm.connection.API_KEY
+options:
+  engine:
+    description: The engine, and so the role whose variables are read.
+    type: str
+    required: true
+    choices: [vllm, tgi]
+attributes:
+  check_mode:
+    support: full
+    description: A server-side dry run of every object; nothing changes, and the rollout is not waited for.
+  diff_mode:
+    support: full
+    description: The objects before and after (a Secret's data is never shown).
+notes:
+  - The Secrets' values are never returned or shown.
+"""
+
+EXAMPLES = r"""
+# In a role task list (the vllm role is exactly this):
+- name: Make the vLLM server present
+  haw_icc.llm.llm_engine:
+    engine: vllm
+"""
+
+RETURN = r"""
+objects:
+  description: Each object applied or removed, with C(kind), C(name), C(changed) and (present) C(created).
+  returned: always
+  type: list
+  elements: dict
+checksum:
+  description: The config checksum of the pod template this run applied.
+  returned: state is present
+  type: str
+rollout:
+  description: The rollout verdict (as M(haw_icc.llm.rollout_status) returns it).
+  returned: state is present, the role's wait is true and not in check mode
+  type: dict
+kept:
+  description: What C(state=absent) kept (the model cache PVC unless purge).
+  returned: state is absent
+  type: list
+  elements: str
+"""
