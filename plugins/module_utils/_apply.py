@@ -68,7 +68,8 @@ def diff(before, after):
     return {"before": shown(before), "after": shown(after), "before_header": header, "after_header": header}
 
 
-def _get(kube, api_version, kind, namespace, name):
+def get(kube, api_version, kind, namespace, name):
+    """The object, or None when it does not exist."""
     from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
 
     try:
@@ -85,7 +86,7 @@ def apply(kube, obj, dry_run=False):
     what it would do and changes nothing."""
     meta = obj["metadata"]
     api_version, kind, ns, name = obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"]
-    before = _get(kube, api_version, kind, ns, name)
+    before = get(kube, api_version, kind, ns, name)
     query = {"fieldManager": FIELD_MANAGER, "force": "true", "dryRun": "All" if dry_run else None}
     after = json.loads(kube.request_raw("PATCH", path(api_version, kind, ns, name), query, body=json.dumps(obj),
                                         content_type="application/apply-patch+yaml"))
@@ -96,7 +97,7 @@ def delete(kube, api_version, kind, namespace, name, dry_run=False, wait_timeout
            clock=time.monotonic, sleep=time.sleep):
     """Delete an object (its dependents first: foreground propagation) and, with ``wait_timeout``,
     wait until it is gone. Returns ``{"changed", "before"}``; a missing object is not a change."""
-    before = _get(kube, api_version, kind, namespace, name)
+    before = get(kube, api_version, kind, namespace, name)
     if before is None:
         return {"changed": False, "before": None}
     if (before.get("metadata") or {}).get("deletionTimestamp") is None:
@@ -111,7 +112,7 @@ def delete(kube, api_version, kind, namespace, name, dry_run=False, wait_timeout
                 raise
     if wait_timeout and not dry_run:
         start = clock()
-        while _get(kube, api_version, kind, namespace, name) is not None:
+        while get(kube, api_version, kind, namespace, name) is not None:
             if clock() - start >= wait_timeout:
                 raise TimeoutError("%s %s/%s is still there %d s after it was deleted (finalizers, or pods that do not "
                                    "stop?): kubectl -n %s describe %s %s"

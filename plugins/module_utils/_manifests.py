@@ -29,8 +29,9 @@ def selector(engine, name):
     return {"app.kubernetes.io/name": engine.name, "app.kubernetes.io/instance": name}
 
 
-def selector_string(engine, name):
-    return ",".join("%s=%s" % kv for kv in selector(engine, name).items())
+def selector_string(labels_):
+    """A label selector (``a=b,c=d``) of a dict of labels."""
+    return ",".join("%s=%s" % kv for kv in sorted(labels_.items()))
 
 
 def labels(engine, name):
@@ -144,4 +145,99 @@ def engine_objects(engine, cfg, hf_secret="", key_secret="", secret_versions=())
             pvc_spec["storageClassName"] = cfg["storage_class"]
         objects.insert(0, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                            "metadata": {"name": n["pvc"], "namespace": ns, "labels": lab}, "spec": pvc_spec})
+    return objects
+
+
+# --- Open WebUI -------------------------------------------------------------------------------------
+
+WEBUI_APP = "open-webui"
+WEBUI_PORT = 8080
+WEBUI_DATA = "/app/backend/data"
+WEBUI_SECRET_KEY = "secret-key"
+
+
+def webui_selector(name):
+    return {"app.kubernetes.io/name": WEBUI_APP, "app.kubernetes.io/instance": name}
+
+
+def webui_labels(name):
+    return dict(webui_selector(name), **{"app.kubernetes.io/component": "webui", "app.kubernetes.io/part-of": PART_OF,
+                                         "app.kubernetes.io/managed-by": MANAGED_BY})
+
+
+def webui_names(name):
+    """The objects of the webui role. The WEBUI_SECRET_KEY Secret is generated once and kept by
+    state=absent, like the chat history PVC (only purge removes them)."""
+    return {"deployment": name, "service": name, "ingress": name, "pvc": name + "-data",
+            "secret_key": name + "-secret-key", "tls": name + "-tls"}
+
+
+def webui_secret_key(cfg, value):
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": webui_names(cfg["name"])["secret_key"], "namespace": cfg["namespace"],
+                         "labels": webui_labels(cfg["name"])},
+            "data": {WEBUI_SECRET_KEY: base64.b64encode(value.encode("utf-8")).decode("ascii")}}
+
+
+def webui_objects(cfg, secret_versions=()):
+    """[PersistentVolumeClaim, Service, Deployment, Ingress (when ingress_enabled)] of a checked
+    webui role configuration; ``secret_versions``: the resourceVersions of the Secrets the pod reads
+    (its WEBUI_SECRET_KEY and the engine's API key): a rotated engine key restarts the WebUI so that
+    it sends the new one."""
+    name, ns = cfg["name"], cfg["namespace"]
+    lab, n = webui_labels(name), webui_names(name)
+    startup = int(cfg["startup_timeout"])
+    env = [{"name": "OPENAI_API_BASE_URL", "value": cfg["openai_api_base_url"]}]
+    if cfg.get("openai_api_key_secret"):
+        env.append(_secret_env("OPENAI_API_KEY", cfg["openai_api_key_secret"], cfg["openai_api_key_secret_key"]))
+    env += [
+        {"name": "ENABLE_OLLAMA_API", "value": "False"},
+        # Otherwise the model picker also offers Open WebUI's "Arena Model" (a blind comparison of
+        # models), which answers with a random model; the namespace has one.
+        {"name": "ENABLE_EVALUATION_ARENA_MODELS", "value": "False"},
+        # Otherwise the OpenAI URL is read on first launch only and a model change never arrives.
+        {"name": "ENABLE_PERSISTENT_CONFIG", "value": "False"},
+        _secret_env("WEBUI_SECRET_KEY", n["secret_key"], WEBUI_SECRET_KEY),
+        {"name": "DATA_DIR", "value": WEBUI_DATA},
+    ]
+    res = {"cpu": str(cfg["cpu"]), "memory": str(cfg["memory"])}
+    container = {
+        "name": WEBUI_APP, "image": cfg["image"], "imagePullPolicy": "IfNotPresent",
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "ports": [{"name": "http", "containerPort": WEBUI_PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": {"requests": dict(res), "limits": dict(res)},
+        "volumeMounts": [{"name": "data", "mountPath": WEBUI_DATA}],
+        "startupProbe": _probe("/health", 10, 5, (startup + 9) // 10),
+        "readinessProbe": _probe("/health", 10, 5, 3),
+        "livenessProbe": _probe("/health", 20, 10, 3),
+    }
+    template = {"metadata": {"labels": lab}, "spec": {
+        "terminationGracePeriodSeconds": 30, "enableServiceLinks": False, "containers": [container],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": n["pvc"]}}]}}
+    template["metadata"]["annotations"] = {CHECKSUM: checksum(template, secret_versions)}
+    pvc_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(cfg["data_size"])}}}
+    if cfg.get("storage_class"):
+        pvc_spec["storageClassName"] = cfg["storage_class"]
+    objects = [
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": n["pvc"], "namespace": ns, "labels": lab},
+         "spec": pvc_spec},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": n["service"], "namespace": ns, "labels": lab},
+         "spec": {"type": "ClusterIP", "selector": webui_selector(name),
+                  "ports": [{"name": "http", "port": int(cfg["service_port"]), "targetPort": "http", "protocol": "TCP"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": n["deployment"], "namespace": ns, "labels": lab},
+         "spec": {"replicas": 1,
+                  # The chat history PVC is ReadWriteOnce: the old pod must let go of it first.
+                  "strategy": {"type": "Recreate"}, "revisionHistoryLimit": 3,
+                  "progressDeadlineSeconds": startup + 300, "selector": {"matchLabels": webui_selector(name)},
+                  "template": template}},
+    ]
+    if cfg.get("ingress_enabled"):
+        meta = {"name": n["ingress"], "namespace": ns, "labels": lab}
+        spec = {"ingressClassName": cfg["ingress_class"], "rules": [{"host": cfg["ingress_host"], "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": n["service"], "port": {"name": "http"}}}}]}}]}
+        if cfg.get("ingress_issuer"):
+            meta["annotations"] = {"cert-manager.io/cluster-issuer": cfg["ingress_issuer"]}
+            spec["tls"] = [{"hosts": [cfg["ingress_host"]], "secretName": n["tls"]}]
+        objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec})
     return objects

@@ -262,6 +262,29 @@ def rollout_status(deployment, pods=None, nodes=None):
     return result
 
 
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def current_pods(deployment, replicasets, pods):
+    """The pods of the Deployment's current ReplicaSet (the one of its revision, by the
+    ``pod-template-hash`` label). Before the Deployment controller has seen the latest change
+    (``observedGeneration`` < ``generation``), none: a pod of the template this run replaces (still
+    crash-looping, say, in the moment before the controller scales it down) is not judged as the new
+    rollout's. Without ReplicaSets to go by (``replicasets`` None), every pod."""
+    if not deployment or replicasets is None:
+        return list(pods)
+    meta, status = deployment.get("metadata") or {}, deployment.get("status") or {}
+    if status.get("observedGeneration", 0) < meta.get("generation", 0):
+        return []
+    revision = (meta.get("annotations") or {}).get(REVISION)
+    hashes = set(((rs.get("metadata") or {}).get("labels") or {}).get("pod-template-hash") for rs in replicasets
+                 if ((rs.get("metadata") or {}).get("annotations") or {}).get(REVISION) == revision)
+    hashes.discard(None)
+    if not hashes:
+        return []
+    return [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get("pod-template-hash") in hashes]
+
+
 def _rollout_state(deployment, live, nodes):
     if not deployment:
         return {"state": "progressing", "reason": "the Deployment does not exist yet"}
@@ -321,7 +344,8 @@ def _rollout_state(deployment, live, nodes):
 # --- Reading and waiting ----------------------------------------------------------------------------
 
 def read_rollout(kube, namespace, name, selector):
-    """The Deployment (None when it does not exist) and the pods matching ``selector``."""
+    """The Deployment (None when it does not exist) and its current pods (``current_pods``) among
+    those matching ``selector``."""
     from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
 
     try:
@@ -332,6 +356,13 @@ def read_rollout(kube, namespace, name, selector):
         deployment = None
     pods = json.loads(kube.get_raw("/api/v1/namespaces/%s/pods" % namespace,
                                    {"labelSelector": selector})).get("items") or []
+    if deployment is not None:
+        try:
+            replicasets = json.loads(kube.get_raw("/apis/apps/v1/namespaces/%s/replicasets" % namespace,
+                                                  {"labelSelector": selector})).get("items") or []
+        except PermissionDeniedError:  # may not list ReplicaSets: judge every pod, as before
+            replicasets = None
+        pods = current_pods(deployment, replicasets, pods)
     return deployment, pods
 
 

@@ -22,12 +22,14 @@ _ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "r
 _DEFAULTS = {}
 
 
-def role_defaults(engine):
-    """The engine role's defaults/main.yml: the one source of the role's default values."""
-    if engine.name not in _DEFAULTS:
-        with open(os.path.join(_ROLES, engine.name, "defaults", "main.yml")) as f:
-            _DEFAULTS[engine.name] = yaml.safe_load(f) or {}
-    return _DEFAULTS[engine.name]
+def role_defaults(role):
+    """The defaults/main.yml of a role (an engine of the registry, or a role name): the one source
+    of the role's default values."""
+    name = getattr(role, "name", role)
+    if name not in _DEFAULTS:
+        with open(os.path.join(_ROLES, name, "defaults", "main.yml")) as f:
+            _DEFAULTS[name] = yaml.safe_load(f) or {}
+    return _DEFAULTS[name]
 
 
 def engine_deployment(kube, namespace):

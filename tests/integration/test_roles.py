@@ -466,10 +466,9 @@ def test_bad_input_absent_only_checks_names(sandbox, inventory):
 
 
 def test_roles_need_nothing_cluster_scoped():
-    """No template of the roles creates a cluster-scoped object (namespace-only kubeconfig)."""
-    kinds = []
-    for tpl in (REPO / "roles").glob("*/templates/*.yaml.j2"):
-        for line in pathlib.Path(tpl).read_text().splitlines():
-            if line.startswith("kind:"):
-                kinds.append(line.split(":", 1)[1].strip())
-    assert kinds and set(kinds) <= {"Deployment", "Service", "PersistentVolumeClaim", "Ingress"}
+    """Every kind the role cores (llm_engine, llm_webui) apply or delete is namespaced: a
+    namespace-only kubeconfig is enough (the tests above use one)."""
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
+
+    assert all("/namespaces/%s/" in path for path in _apply.KINDS.values())
+    assert {kind for _version, kind in _apply.KINDS} == {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "Secret"}

@@ -160,7 +160,10 @@ def test_the_walk_ran_every_playbook_at_vvv_with_the_default_callback(walk):
                               "access present", "access absent", "monitor", "scale", "change_model", "cleanup",
                               "deploy tgi", "cleanup tgi"}
     for label, run in walk.runs.items():
-        assert run.data is None and "TASK [" in run.stdout and "ESTABLISH LOCAL CONNECTION" in run.stdout, label
+        # -vvv really was on: every run prints its task paths, and every run that asks a module
+        # (all but the check-mode deploy, whose steps are the controller-side role cores) its connection.
+        assert run.data is None and "TASK [" in run.stdout and "task path:" in run.stdout, label
+        assert "--check" in label or "ESTABLISH LOCAL CONNECTION" in run.stdout, label
     # The token reached the engines through their Secrets (so a leak would have had a chance).
     assert "vllm-hf-token" in walk.runs["deploy"].stdout and "tgi-hf-token" in walk.runs["deploy tgi"].stdout
 

@@ -20,7 +20,7 @@ from sandboxlib import MODEL, SANDBOX_DIR, kubectl_apply, live_pods, remove_coll
 DEPLOY_NS = "wcls020-default"
 HOLDER_NS = ("wcls019-default", "wcls021-default")  # 4 GPUs each: the GPU quota of one namespace
 GRACE = 45  # seconds the holders take to stop
-ROLLOUT_TASK = "haw_icc.llm.vllm : Wait until the vLLM Deployment is Available"
+ROLLOUT_TASK = "haw_icc.llm.vllm : Make the vLLM server present"  # its result carries the rollout verdict
 
 
 def holder(namespace):
@@ -68,7 +68,7 @@ def test_deploy_waits_for_gpus_that_terminating_pods_give_back(sandbox):
         run = run_playbook("playbooks/deploy.yml", limit=DEPLOY_NS, extra_vars={"icc_webui": False})
         took = time.monotonic() - deleted
         assert run.rc == 0, run.failure_messages() or run.stdout[-4000:]
-        waited = run.result(ROLLOUT_TASK, DEPLOY_NS)
+        waited = run.result(ROLLOUT_TASK, DEPLOY_NS)["rollout"]
         assert waited["state"] == "available", waited
         waits = waited["unschedulable_waits"]
         assert len(waits) == 1 and waits[0]["scheduled"] is True, waits
@@ -134,7 +134,7 @@ def test_deploy_waits_for_nodes_that_come_back_after_a_blip(sandbox):
         assert not deploy.is_alive(), "the deploy did not end"
         run = deploy.run
         assert run.rc == 0, run.failure_messages() or run.stdout[-4000:]
-        waited = run.result(ROLLOUT_TASK, DEPLOY_NS)
+        waited = run.result(ROLLOUT_TASK, DEPLOY_NS)["rollout"]
         waits = waited["unschedulable_waits"]
         assert len(waits) == 1 and waits[0]["scheduled"] is True and waits[0]["seconds"] > 0, waits
         assert waited["elapsed"] >= 5, waited

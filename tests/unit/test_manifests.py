@@ -134,3 +134,34 @@ def test_comparable_ignores_what_the_server_writes():
     assert _apply.path("apps/v1", "Deployment", "w1-default", "vllm") == "/apis/apps/v1/namespaces/w1-default/deployments/vllm"
     with pytest.raises(ValueError):
         _apply.path("v1", "ConfigMap", "w1-default")
+
+
+def webui_cfg(**over):
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+
+    defaults = yaml.safe_load((REPO / "roles" / "webui" / "defaults" / "main.yml").read_text())
+    cfg = dict((k[len("webui_"):], v) for k, v in defaults.items()
+               if k[len("webui_"):] not in ("state", "purge", "wait", "engine_service", "engine_port", "data_storage_class"))
+    cfg.update(namespace="wstu002-default", storage_class="", openai_api_base_url="http://vllm:8000/v1")
+    cfg.update(over)
+    assert _engine.check("webui", cfg)["errors"] == []
+    return cfg
+
+
+def test_webui_objects_and_ingress():
+    objects = _manifests.webui_objects(webui_cfg(openai_api_key_secret="vllm-api-key"))
+    assert [o["kind"] for o in objects] == ["PersistentVolumeClaim", "Service", "Deployment"]
+    c = by_kind(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = dict((v["name"], v) for v in c["env"])
+    assert env["OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "vllm-api-key", "key": "api-key"}
+    assert env["WEBUI_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "webui-secret-key", "key": "secret-key"}
+    assert env["ENABLE_PERSISTENT_CONFIG"]["value"] == "False" and c["ports"][0]["containerPort"] == 8080
+    with_ingress = _manifests.webui_objects(webui_cfg(ingress_enabled=True, ingress_host="chat.example.org"))
+    ing = by_kind(with_ingress)["Ingress"]
+    assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt-production"}
+    assert ing["spec"]["tls"] == [{"hosts": ["chat.example.org"], "secretName": "webui-tls"}]
+    # A rotated engine key (its Secret's version) restarts the WebUI; nothing else in the Secrets does.
+    a = _manifests.webui_objects(webui_cfg(), secret_versions=("1", "7"))[-1]
+    b = _manifests.webui_objects(webui_cfg(), secret_versions=("1", "8"))[-1]
+    assert a["spec"]["template"]["metadata"]["annotations"] != b["spec"]["template"]["metadata"]["annotations"]
+    assert _manifests.webui_objects(webui_cfg(wait_timeout=60), ("1",))[-1] == _manifests.webui_objects(webui_cfg(), ("1",))[-1]

@@ -384,3 +384,28 @@ def test_container_problems_name_the_crash_loop_its_restarts_and_last_line_for_s
     assert problem.endswith("It last exited with code 1 (Error): ValueError: invalid literal for int() with base "
                             "10: 'tcp://x' (restarted 3 times)")
     assert _rollout.container_problems([]) == []
+
+
+def _rs(revision, template_hash):
+    return {"metadata": {"annotations": {"deployment.kubernetes.io/revision": revision},
+                         "labels": {"pod-template-hash": template_hash}}}
+
+
+def _pod_of(name, template_hash):
+    return {"metadata": {"name": name, "labels": {"pod-template-hash": template_hash}}}
+
+
+def test_current_pods_are_those_of_the_deployments_revision():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import current_pods
+
+    old, new = _pod_of("old", "aaa"), _pod_of("new", "bbb")
+    dep = {"metadata": {"generation": 3, "annotations": {"deployment.kubernetes.io/revision": "2"}},
+           "status": {"observedGeneration": 3}}
+    rss = [_rs("1", "aaa"), _rs("2", "bbb")]
+    assert current_pods(dep, rss, [old, new]) == [new]
+    # Right after an apply the controller has not seen the change: the crash-looping pod of the
+    # template being replaced is nobody's verdict yet.
+    unseen = dict(dep, metadata=dict(dep["metadata"], generation=4))
+    assert current_pods(unseen, rss, [old, new]) == []
+    # Without the right to list ReplicaSets, every pod counts (as before).
+    assert current_pods(dep, None, [old, new]) == [old, new]

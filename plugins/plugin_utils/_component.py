@@ -1,0 +1,143 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side: what the role cores ``llm_engine`` (vllm, tgi) and ``llm_webui`` share.
+
+A role core is one action plugin task: read the role's variables, check them (refusing before the
+cluster is touched), apply the objects in-process (``_apply``), show a diff, wait for the rollout
+with a progress line now and then (``_rollout.wait_deployment``), or remove them. The connection is
+that of the collection's modules (``_connection``)."""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
+from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
+
+display = Display()
+
+PROGRESS_EVERY = 30.0  # seconds between two progress lines of a rollout wait
+_MISSING = object()
+
+
+class ComponentAction(ActionBase):
+    """Base of the role cores; a subclass implements ``_run(result, task_vars, args)``."""
+
+    TRANSFERS_FILES = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ComponentAction, self).run(tmp, task_vars)
+        args = _connection.task_args(self)
+        try:
+            self._run(result, task_vars or {}, args)
+        except AnsibleActionFail as exc:  # a failed result on every ansible-core line, with what is known
+            result.update(exc.result)
+            result.update(failed=True, msg=exc.message)
+        except (IccError, TimeoutError) as exc:
+            result.update(failed=True, msg=str(exc))
+        except Exception as exc:  # an ApiException the client does not map (422 invalid, 409, 5xx)
+            from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException, api_message
+
+            if not isinstance(exc, ApiException):
+                raise
+            result.update(failed=True, msg="The API server refused a change (HTTP %s): %s" % (exc.status, api_message(exc)))
+        return result
+
+    @property
+    def check_mode(self):
+        return bool(self._task.check_mode)
+
+    def role_var(self, task_vars, name, default=_MISSING):
+        """A role variable, templated; a missing one without a default is a usage error."""
+        if name not in task_vars:
+            if default is _MISSING:
+                raise AnsibleActionFail("%s: the role variable %s is not set (is the task in its role?)"
+                                        % (self._task.action, name))
+            return default
+        return self._templar.template(task_vars[name])
+
+    def role_config(self, task_vars, prefix, defaults, skip=(), renames=None):
+        """The role configuration the rules check: each role variable of ``defaults`` (the role's
+        defaults/main.yml) without the prefix, except ``skip``; ``renames`` maps a variable suffix to
+        the configuration key it is checked as."""
+        renames = renames or {}
+        cfg = {}
+        for key in defaults:
+            suffix = key[len(prefix):]
+            if key.startswith(prefix) and suffix not in skip:
+                cfg[renames.get(suffix, suffix)] = self.role_var(task_vars, key)
+        return cfg
+
+    @staticmethod
+    def refuse(report, prefix, state):
+        """Fail with the report's errors (for state absent only those of the names)."""
+        errors = report["errors"]
+        if state == "absent":  # removing needs valid names only
+            errors = [e for e in errors if re.match("^%s(name|namespace)=" % prefix, e)]
+        if errors:
+            raise AnsibleActionFail(" ".join(errors))
+
+    @staticmethod
+    def state_of(value, prefix):
+        state = value or "present"
+        if state not in ("present", "absent"):
+            raise AnsibleActionFail("%sstate=%s: use present or absent." % (prefix, state))
+        return state
+
+    @staticmethod
+    def is_false(value):
+        return value is False or str(value).lower() in ("false", "no", "0", "off")
+
+    def apply_all(self, kube, objects, out):
+        """Apply ``objects`` in order; records each in ``out["objects"]`` and its diff. Returns the
+        API server's answers (dry-run answers in check mode)."""
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
+
+        answers = []
+        for obj in objects:
+            res = _apply.apply(kube, obj, dry_run=self.check_mode)
+            self.record(out, res, obj["kind"], obj["metadata"]["name"])
+            answers.append(res["after"])
+        return answers
+
+    def record(self, out, res, kind, name):
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
+
+        out.setdefault("objects", []).append({"kind": kind, "name": name, "changed": res["changed"],
+                                              "created": res["before"] is None and "after" in res})
+        if res["changed"]:
+            out["changed"] = True
+            if self._task.diff:
+                out.setdefault("diff", []).append(_apply.diff(res["before"], res.get("after")))
+
+    def remove_all(self, kube, namespace, steps, out):
+        """Delete ``(api_version, kind, name, wait seconds)`` steps in order (dry run in check mode)."""
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
+
+        for api_version, kind, name, wait in steps:
+            res = _apply.delete(kube, api_version, kind, namespace, name, dry_run=self.check_mode, wait_timeout=wait)
+            self.record(out, res, kind, name)
+
+    def wait(self, kube, namespace, name, selector, what, cfg, checksum=None):
+        """Wait for the Deployment ``name`` (the role's wait_timeout and unschedulable_grace), with a
+        progress line every PROGRESS_EVERY seconds; fails with the reason when it cannot get ready."""
+        from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_deployment
+
+        shown = {"at": 0.0}
+
+        def progress(elapsed, verdict):
+            if elapsed - shown["at"] >= PROGRESS_EVERY:
+                shown["at"] = elapsed
+                display.display("  %s: waiting for %s %s, %d s: %s" % (namespace, what, name, elapsed, verdict["reason"]))
+
+        verdict, failure = wait_deployment(kube, namespace, name, selector, what, int(cfg["wait_timeout"]), poll=1.0,
+                                           unschedulable_grace=float(cfg["unschedulable_grace"]), checksum=checksum,
+                                           progress=progress)
+        if failure:
+            raise AnsibleActionFail(failure, result=dict(rollout=verdict))
+        return verdict
