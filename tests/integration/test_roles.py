@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import json
-import pathlib
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from sandboxlib import MODEL, MODEL_TP, REPO, kubectl_apply, run_playbook, wait_until
+from sandboxlib import MODEL, MODEL_TP, kubectl_apply, run_playbook, wait_until
 
 NS_VLLM = "wcls028-default"
 NS_TGI = "wcls029-default"
