@@ -65,6 +65,20 @@ def _probe(path, period, timeout, failures):
             "failureThreshold": failures}
 
 
+def _service(name, ns, lab, sel, port):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns, "labels": lab},
+            "spec": {"type": "ClusterIP", "selector": sel,
+                     "ports": [{"name": "http", "port": int(port), "targetPort": "http", "protocol": "TCP"}]}}
+
+
+def _pvc(name, ns, lab, size, storage_class):
+    spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(size)}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns, "labels": lab},
+            "spec": spec}
+
+
 def checksum(pod_template, secret_versions=()):
     """The pod's config checksum: the pod template as applied (without this annotation) and the
     resourceVersions of the Secrets it reads, so that a changed token restarts the pod and nothing
@@ -132,19 +146,9 @@ def engine_objects(engine, cfg, hf_secret="", key_secret="", secret_versions=())
             "template": template,
         },
     }
-    service = {
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": n["service"], "namespace": ns, "labels": lab},
-        "spec": {"type": "ClusterIP", "selector": selector(engine, name),
-                 "ports": [{"name": "http", "port": int(cfg["service_port"]), "targetPort": "http", "protocol": "TCP"}]},
-    }
-    objects = [service, deployment]
+    objects = [_service(n["service"], ns, lab, selector(engine, name), cfg["service_port"]), deployment]
     if not cfg.get("cache_emptydir"):
-        pvc_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(cfg["cache_size"])}}}
-        if cfg.get("storage_class"):
-            pvc_spec["storageClassName"] = cfg["storage_class"]
-        objects.insert(0, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                           "metadata": {"name": n["pvc"], "namespace": ns, "labels": lab}, "spec": pvc_spec})
+        objects.insert(0, _pvc(n["pvc"], ns, lab, cfg["cache_size"], cfg.get("storage_class")))
     return objects
 
 
@@ -216,15 +220,9 @@ def webui_objects(cfg, secret_versions=()):
         "terminationGracePeriodSeconds": 30, "enableServiceLinks": False, "containers": [container],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": n["pvc"]}}]}}
     template["metadata"]["annotations"] = {CHECKSUM: checksum(template, secret_versions)}
-    pvc_spec = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": str(cfg["data_size"])}}}
-    if cfg.get("storage_class"):
-        pvc_spec["storageClassName"] = cfg["storage_class"]
     objects = [
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": n["pvc"], "namespace": ns, "labels": lab},
-         "spec": pvc_spec},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": n["service"], "namespace": ns, "labels": lab},
-         "spec": {"type": "ClusterIP", "selector": webui_selector(name),
-                  "ports": [{"name": "http", "port": int(cfg["service_port"]), "targetPort": "http", "protocol": "TCP"}]}},
+        _pvc(n["pvc"], ns, lab, cfg["data_size"], cfg.get("storage_class")),
+        _service(n["service"], ns, lab, webui_selector(name), cfg["service_port"]),
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": n["deployment"], "namespace": ns, "labels": lab},
          "spec": {"replicas": 1,
                   # The chat history PVC is ReadWriteOnce: the old pod must let go of it first.
