@@ -7,13 +7,14 @@ A namespace's forwards are recorded in ``<state_dir>/<namespace>.json`` (mode 06
 its name (api, webui), the Service, the remote and local port, the URL path, the kubectl PID and
 its log file. A recorded PID counts as ours only while it still is ``kubectl ... port-forward`` for
 this namespace (``ps`` says so), so a PID reused by another program is never signalled. Pure,
-except for ``ps``, ``start`` and the file helpers at the end."""
+except for ``ps``, ``start``, ``stop`` and the file helpers at the end."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -122,6 +123,31 @@ def port_in_use(port):
         except OSError:
             return False
     return True
+
+
+def stop(forwards, timeout=10.0):
+    """Stop the recorded port-forwards (SIGTERM, SIGKILL after half of ``timeout``) and wait until
+    their local ports are free again, so that a forward started next on the same port finds it free."""
+    for f in forwards:
+        _signal(f["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    killed = False
+    while True:
+        busy = [f for f in forwards if f.get("local_port") and port_in_use(f["local_port"])]
+        if not busy or time.monotonic() >= deadline:
+            return [f["local_port"] for f in busy]
+        if not killed and time.monotonic() >= deadline - timeout / 2:
+            for f in busy:
+                _signal(f["pid"], signal.SIGKILL)
+            killed = True
+        time.sleep(0.1)
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(int(pid), sig)
+    except ProcessLookupError:
+        pass
 
 
 class StartError(Exception):

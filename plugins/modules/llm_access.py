@@ -111,7 +111,6 @@ lines:
 import json
 import os
 import shutil
-import signal
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
@@ -154,13 +153,8 @@ def _models(url):
 
 
 def _stop(module, forwards):
-    if module.check_mode:
-        return
-    for f in forwards:
-        try:
-            os.kill(int(f["pid"]), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    if not module.check_mode:
+        _access.stop(forwards)
 
 
 def run(module):

@@ -72,6 +72,27 @@ def test_start_reports_a_program_that_exits(tmp_path):
     os.kill(pid, 15)
 
 
+LINGER = """
+import signal, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen()
+signal.signal(signal.SIGTERM, lambda *a: (time.sleep(%s), sys.exit(0)))
+print("Forwarding from 127.0.0.1:%%d -> 8000" %% s.getsockname()[1], flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+@pytest.mark.parametrize("linger", [1, 60])
+def test_stop_returns_once_the_port_is_free(tmp_path, linger):
+    """A forward that takes its time after SIGTERM (1 s), or ignores it (60 s: SIGKILL), has freed
+    its port when stop returns, so access.yml can start the new forward on the same port."""
+    import sys
+    pid, port = _access.start([sys.executable, "-c", LINGER % linger], str(tmp_path / "log"), 10)
+    assert _access.port_in_use(port)
+    assert _access.stop([{"pid": pid, "local_port": port}], timeout=6) == []
+    assert not _access.port_in_use(port)
+
+
 def obj(name, owners=None, deleting=False):
     meta = {"name": name}
     if owners:
