@@ -14,20 +14,20 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _manifests
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection, _planner
-from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ComponentAction
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ARGS, ComponentAction
 
 # Role variables (after the prefix) that are the run's own inputs, not configuration the rules check.
 _RUN_VARS = ("state", "purge", "wait", "hf_token", "api_key")
 
 
 class ActionModule(ComponentAction):
-    _VALID_ARGS = frozenset(("engine",)) | _connection.OPTIONS
+    _VALID_ARGS = frozenset(("engine",)) | ARGS | _connection.OPTIONS
 
     def _run(self, result, task_vars, args):
         engine = _engines.get(args.get("engine"))
         if engine is None:
             raise AnsibleActionFail("llm_engine: engine=%r: use one of %s." % (args.get("engine"), ", ".join(_engines.names())))
-        p = engine.prefix
+        p, step = engine.prefix, self.step_of(args)
         cfg = self.role_config(task_vars, p, _planner.role_defaults(engine), skip=_RUN_VARS,
                                renames={"cache_storage_class": "storage_class"})
         run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
@@ -36,6 +36,14 @@ class ActionModule(ComponentAction):
         self.refuse(report, p, state)
         if state == "present" and report["warnings"]:
             result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
+        selector = _manifests.selector_string(_manifests.selector(engine, cfg["name"]))
+
+        def wait(kube, checksum):
+            return self.wait(kube, cfg["namespace"], cfg["name"], selector, engine.display, cfg, checksum=checksum)
+
+        if step == "wait":
+            self.wait_step(result, state, run, args, wait)
+            return
         kube = _connection.client(args)
         names = _manifests.names(engine, cfg["name"])
         result.update(changed=False, objects=[])
@@ -63,7 +71,5 @@ class ActionModule(ComponentAction):
                                             secret_versions=versions)
         self.apply_all(kube, objects, result)
         result["checksum"] = objects[-1]["spec"]["template"]["metadata"]["annotations"][_manifests.CHECKSUM]
-        if self.check_mode or self.is_false(run["wait"]):
-            return
-        result["rollout"] = self.wait(kube, cfg["namespace"], cfg["name"], _manifests.selector_string(_manifests.selector(engine, cfg["name"])),
-                                      engine.display, cfg, checksum=result["checksum"])
+        if step == "all" and not (self.check_mode or self.is_false(run["wait"])):
+            result["rollout"] = wait(kube, result["checksum"])

@@ -14,7 +14,7 @@ import string
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _manifests
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection, _planner
-from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ComponentAction
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ARGS, ComponentAction
 
 P = "webui_"
 # Role variables (after the prefix) that are not configuration the rules check: the run's own inputs,
@@ -24,7 +24,7 @@ _KEY_CHARS = string.ascii_letters + string.digits
 
 
 class ActionModule(ComponentAction):
-    _VALID_ARGS = frozenset(("preflight",)) | _connection.OPTIONS
+    _VALID_ARGS = frozenset(("preflight",)) | ARGS | _connection.OPTIONS
 
     def _run(self, result, task_vars, args):
         cfg = self.role_config(task_vars, P, _planner.role_defaults("webui"), skip=_RUN_VARS,
@@ -38,8 +38,17 @@ class ActionModule(ComponentAction):
         result.update(changed=False, objects=[])
         if args.get("preflight"):
             return
-        kube = _connection.client(args)
+        step = self.step_of(args)
         ns, names = cfg["namespace"], _manifests.webui_names(cfg["name"])
+        selector = _manifests.selector_string(_manifests.webui_selector(cfg["name"]))
+
+        def wait(kube, checksum):
+            return self.wait(kube, ns, names["deployment"], selector, "WebUI", cfg, checksum=checksum)
+
+        if step == "wait":
+            self.wait_step(result, state, run, args, wait)
+            return
+        kube = _connection.client(args)
         purge = run["purge"] and not self.is_false(run["purge"])
         if state == "absent":
             steps = [("apps/v1", "Deployment", names["deployment"], 300), ("v1", "Service", names["service"], 0),
@@ -68,7 +77,5 @@ class ActionModule(ComponentAction):
             self.remove_all(kube, ns, [("networking.k8s.io/v1", "Ingress", names["ingress"], 0)], result)
         deployment = [o for o in objects if o["kind"] == "Deployment"][0]
         result["checksum"] = deployment["spec"]["template"]["metadata"]["annotations"][_manifests.CHECKSUM]
-        if self.check_mode or self.is_false(run["wait"]):
-            return
-        result["rollout"] = self.wait(kube, ns, names["deployment"], _manifests.selector_string(_manifests.webui_selector(cfg["name"])),
-                                      "WebUI", cfg, checksum=result["checksum"])
+        if step == "all" and not (self.check_mode or self.is_false(run["wait"])):
+            result["rollout"] = wait(kube, result["checksum"])

@@ -719,16 +719,6 @@ def check_webui(cfg):
 
 # --- Manifest helpers ---------------------------------------------------------------------------
 
-# Role settings that say how a run waits, not what the pod is: left out of the pod's config checksum,
-# so that a run with another timeout does not restart the engine (a V100 reloads the model then).
-WAIT_ONLY_KEYS = ("wait_timeout", "unschedulable_grace")
-
-
-def pod_config(cfg):
-    """The role configuration without WAIT_ONLY_KEYS: what the pod's config checksum covers."""
-    return dict((k, v) for k, v in (cfg or {}).items() if k not in WAIT_ONLY_KEYS)
-
-
 def shm_size(cfg):
     """/dev/shm size: the configured one or 8Gi per GPU (NCCL needs room for tensor parallel)."""
     if cfg.get("shm_size"):

@@ -10,15 +10,15 @@ module: llm_engine
 short_description: Deploy or remove an LLM engine (vLLM, TGI) in one ICC namespace, from its role's variables
 version_added: 0.2.0
 description:
-  - The one core of the engine roles M(haw_icc.llm.vllm) and M(haw_icc.llm.tgi); each role is this one
-    task. Runs on the controller (an action plugin, no module process per step).
+  - The one core of the engine roles M(haw_icc.llm.vllm) and M(haw_icc.llm.tgi); each role is this
+    task twice (O(step=apply), then O(step=wait)). Runs on the controller (an action plugin, no module process per step).
   - Reads the engine role's variables (V(vllm_*), V(tgi_*); see the role's C(meta/argument_specs.yml))
     and checks them against the V100 and engine rules; a refusal names the variable, the value and what
     to use, and nothing reaches the cluster.
   - With the role's C(state=present), applies (server-side apply, field manager C(haw-icc-llm)) the
     Secrets of the token and the API key when given, the model cache PVC, the Service and the Deployment,
-    built from the engine registry, then waits until the Deployment is Available with the rules of
-    M(haw_icc.llm.rollout_status), printing a progress line every 30 seconds.
+    built from the engine registry, then (O(step)) waits until the Deployment is Available with the rules
+    of M(haw_icc.llm.rollout_status), printing a progress line every 30 seconds.
   - The pod's C(haw-icc.de/config-checksum) annotation covers the pod template and the resourceVersions of
     the Secrets it reads, so a changed token restarts the pod and a changed wait timeout does not.
   - With C(state=absent), removes the Deployment (and waits until its pods are gone), the Service and the
@@ -30,19 +30,13 @@ author:
 extends_documentation_fragment:
   - haw_icc.llm.connection
   - haw_icc.llm.connection.API_KEY
+  - haw_icc.llm.component
 options:
   engine:
     description: The engine, and so the role whose variables are read.
     type: str
     required: true
     choices: [vllm, tgi]
-attributes:
-  check_mode:
-    support: full
-    description: A server-side dry run of every object; nothing changes, and the rollout is not waited for.
-  diff_mode:
-    support: full
-    description: The objects before and after (a Secret's data is never shown).
 notes:
   - The Secrets' values are never returned or shown.
 """
@@ -52,6 +46,14 @@ EXAMPLES = r"""
 - name: Make the vLLM server present
   haw_icc.llm.llm_engine:
     engine: vllm
+    step: apply
+  register: vllm_applied
+
+- name: Wait until the vLLM server is ready
+  haw_icc.llm.llm_engine:
+    engine: vllm
+    step: wait
+    checksum: "{{ vllm_applied.checksum | default(omit) }}"
 """
 
 RETURN = r"""
@@ -66,7 +68,7 @@ checksum:
   type: str
 rollout:
   description: The rollout verdict (as M(haw_icc.llm.rollout_status) returns it).
-  returned: state is present, the role's wait is true and not in check mode
+  returned: state is present, O(step) is V(all) or V(wait), the role's wait is true and not in check mode
   type: dict
 kept:
   description: What C(state=absent) kept (the model cache PVC unless purge).

@@ -22,6 +22,8 @@ from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
 display = Display()
 
 PROGRESS_EVERY = 30.0  # seconds between two progress lines of a rollout wait
+STEPS = ("all", "apply", "wait")
+ARGS = frozenset(("step", "checksum"))  # the arguments every role core takes besides the connection
 _MISSING = object()
 
 
@@ -88,6 +90,25 @@ class ComponentAction(ActionBase):
         if state not in ("present", "absent"):
             raise AnsibleActionFail("%sstate=%s: use present or absent." % (prefix, state))
         return state
+
+    def step_of(self, args):
+        """``step``: ``all`` (apply, then wait), ``apply`` or ``wait``. The roles run apply and wait as
+        two tasks, so that a run over many namespaces applies every one before the first wait: their
+        pods start (and load their models) at the same time, not ``forks`` at a time."""
+        step = args.get("step") or "all"
+        if step not in STEPS:
+            raise AnsibleActionFail("%s: step=%s: use one of %s." % (self._task.action, step, ", ".join(STEPS)))
+        return step
+
+    def wait_step(self, result, state, run, kube_args, wait):
+        """The ``wait`` step: ``wait()`` the rollout of what the apply step applied (``checksum``), or
+        say why there is nothing to wait for."""
+        reason = ("state is absent" if state == "absent" else "check mode" if self.check_mode
+                  else "the role's wait is false" if self.is_false(run["wait"]) else None)
+        if reason:
+            result.update(changed=False, skipped=True, skip_reason="Nothing to wait for: %s." % reason)
+            return
+        result.update(changed=False, rollout=wait(_connection.client(kube_args), kube_args.get("checksum") or None))
 
     @staticmethod
     def is_false(value):

@@ -145,3 +145,30 @@ def test_a_class_that_asks_for_more_gpus_than_are_free_gets_a_plan_first(sandbox
         sandbox.kubectl("delete", "namespace", FILLER_NS, "--wait=true", "--timeout=120s", check=False, timeout=150)
         for ns in hosts:
             remove_all(sandbox, ns)
+
+
+def test_a_class_starts_every_engine_before_it_waits_for_the_first(sandbox):
+    """P6 of issue 11, as an order rather than a time: with one fork, and engine pods that kwok holds
+    un-ready for 15 s (a model that loads that long; the sandbox.haw-icc.de/ready-after annotation),
+    every namespace's engine pod exists before the first of them becomes Ready. Before the roles
+    split apply and wait into two tasks, each namespace waited for its own rollout before the next
+    one was applied, so the class took (namespaces / forks) x the load time."""
+    hosts = ["wcls007-default", "wcls008-default", "wcls009-default"]
+    for ns in hosts:
+        remove_all(sandbox, ns)
+    try:
+        run = run_playbook("playbooks/deploy.yml", limit=",".join(hosts), env={"ANSIBLE_FORKS": "1"},
+                           extra_vars={"icc_webui": False,
+                                       "vllm_pod_annotations": {"sandbox.haw-icc.de/ready-after": "15s"}})
+        assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+        created, ready = [], []
+        for ns in hosts:
+            [pod] = sandbox.kubectl_json("-n", ns, "get", "pods", "-l", "app.kubernetes.io/component=engine")["items"]
+            created.append(pod["metadata"]["creationTimestamp"])
+            ready.append([c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "Ready"][0])
+        assert max(created) < min(ready), (created, ready)
+        waited = [run.result("haw_icc.llm.vllm : Wait until the vLLM server is ready", ns)["rollout"] for ns in hosts]
+        assert all(w["state"] == "available" for w in waited), waited
+    finally:
+        for ns in hosts:
+            remove_all(sandbox, ns)

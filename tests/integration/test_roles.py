@@ -25,6 +25,7 @@ KINDS = "deployments,replicasets,pods,services,secrets,persistentvolumeclaims,co
 API_KEY = "sk-test-7f3a9c1e5b"  # a value we can search for in manifests
 HF_TOKEN = "hf_testtoken_4d2b8e"
 VLLM_TASK = "haw_icc.llm.vllm : Make the vLLM server present"
+VLLM_WAIT = "haw_icc.llm.vllm : Wait until the vLLM server is ready"  # the role's second task: the rollout
 
 PLAY = """
 - name: Role under test
@@ -191,6 +192,7 @@ def test_vllm_check_mode_changes_nothing(sandbox, inventory, vllm):
     applied = run.result(VLLM_TASK)
     changed = [r for r in applied["objects"] if r["changed"]]
     assert [r["kind"] for r in changed] == ["Deployment"] and "rollout" not in applied
+    assert run.result(VLLM_WAIT)["skip_reason"] == "Nothing to wait for: check mode."
     [shown] = applied["diff"]  # what --diff prints: the Deployment before and after, nothing else
     assert shown["after_header"] == "Deployment/vllm"
     args = shown["after"]["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -255,7 +257,7 @@ def test_vllm_fails_after_the_unschedulable_grace_when_no_node_fits(sandbox, inv
         msg = " ".join(run.failure_messages())
         assert "cannot be scheduled" in msg and "Insufficient cpu" in msg, msg
         assert "longer than the 10 s that GPUs of a terminating pod" in msg, msg
-        waited = run.result(VLLM_TASK, NS_VLLM)["rollout"]
+        waited = run.result(VLLM_WAIT, NS_VLLM)["rollout"]
         assert 10 <= waited["elapsed"] < 60, waited
     finally:
         cleanup(sandbox, NS_VLLM)

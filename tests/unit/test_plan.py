@@ -99,9 +99,13 @@ def test_the_wait_timeout_is_a_setting_of_the_run_not_of_the_pod():
     llm, _names = _plan.resolve(inputs(), _engines.get("vllm"), defaults("vllm"), wait_timeout=1800)
     cfg = _plan.role_config(inputs(), _engines.get("vllm"), defaults("vllm"), llm)
     assert llm["wait_timeout"] == 1800 and "wait_timeout" not in _plan.POD_SETTINGS
-    from ansible_collections.haw_icc.llm.plugins.module_utils._engine import pod_config
+    # and the pod built from the role configuration is the same whatever the timeout
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _manifests
 
-    assert "wait_timeout" not in pod_config(cfg)
+    def pod(c):
+        return _manifests.engine_objects(_engines.get("vllm"), c)[-1]["spec"]["template"]
+
+    assert pod(dict(cfg, wait_timeout=1800)) == pod(dict(cfg, wait_timeout=2700))
 
 
 @pytest.mark.parametrize("values,needle", [

@@ -110,10 +110,6 @@ def test_live_settings_name_the_secrets_the_engine_env_refers_to():
     assert live["hf_token_secret"] == "" and live["api_key_secret"] == ""
 
 
-def test_wait_settings_are_not_part_of_the_pod_config():
-    assert _engine.pod_config({"model": "m", "wait_timeout": 1800, "unschedulable_grace": 60}) == {"model": "m"}
-
-
 # --- tensor parallel against the attention heads ---------------------------------------------------------
 
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # 9 attention heads, 3 KV heads
