@@ -17,11 +17,25 @@ from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection, _p
 from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ARGS, ComponentAction
 
 # Role variables (after the prefix) that are the run's own inputs, not configuration the rules check.
-_RUN_VARS = ("state", "purge", "wait", "hf_token", "api_key")
+_RUN_VARS = ("state", "purge", "wait", "hf_token", "api_key", "settings")
 
 
 class ActionModule(ComponentAction):
     _VALID_ARGS = frozenset(("engine",)) | ARGS | _connection.OPTIONS
+
+    @staticmethod
+    def settings(value, cfg, prefix):
+        """``<prefix>settings``: settings over the role variables (scale and change_model pass what the
+        running engine had); each must be a setting of the role."""
+        if value in ("", None):
+            return {}
+        if not isinstance(value, dict):
+            raise AnsibleActionFail("%ssettings=%r: use a mapping of settings, e.g. {max_num_seqs: 64}." % (prefix, value))
+        unknown = sorted(k for k in value if k not in cfg)
+        if unknown:
+            raise AnsibleActionFail("%ssettings: %s %s not a setting of the role; use the names of its variables "
+                                    "without the prefix %s." % (prefix, ", ".join(unknown), "is" if len(unknown) == 1 else "are", prefix))
+        return value
 
     def _run(self, result, task_vars, args):
         engine = _engines.get(args.get("engine"))
@@ -31,6 +45,7 @@ class ActionModule(ComponentAction):
         cfg = self.role_config(task_vars, p, _planner.role_defaults(engine), skip=_RUN_VARS,
                                renames={"cache_storage_class": "storage_class"})
         run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
+        cfg.update(self.settings(run["settings"], cfg, p))
         state = self.state_of(run["state"], p)
         report = engine.check(cfg)
         self.refuse(report, p, state)

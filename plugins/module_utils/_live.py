@@ -7,6 +7,8 @@ Deployment of the vllm or tgi role (``live_settings``, for scale, change_model a
 
 from __future__ import annotations
 
+import json
+
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
 
 # --- Settings of a live engine Deployment -------------------------------------------------------
@@ -81,4 +83,11 @@ def live_settings(deployment):
             refs[env.get("name")] = ref
     out["hf_token_secret"] = refs.get("HF_TOKEN") or refs.get("HUGGING_FACE_HUB_TOKEN") or ""
     out["api_key_secret"] = refs.get("VLLM_API_KEY") or ""
+    # The role configuration it was applied with (the haw-icc.de/settings annotation), {} without.
+    try:
+        out["settings"] = json.loads((meta.get("annotations") or {}).get("haw-icc.de/settings") or "{}")
+    except ValueError:
+        out["settings"] = {}
+    if not isinstance(out["settings"], dict):
+        out["settings"] = {}
     return out

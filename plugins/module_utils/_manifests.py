@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
 
@@ -21,6 +22,11 @@ PART_OF = "haw-icc-llm"
 MANAGED_BY = "haw_icc.llm"
 FIELD_MANAGER = "haw-icc-llm"
 CHECKSUM = "haw-icc.de/config-checksum"
+# On the engine Deployment (not its pod template, so it restarts nothing): the role configuration it
+# was applied with, for scale and change_model to keep what they do not change (``_plan``).
+SETTINGS = "haw-icc.de/settings"
+# Configuration keys that are not the engine's settings: its identity and how a run waits.
+NOT_SETTINGS = ("name", "namespace", "wait_timeout", "unschedulable_grace")
 SECRET_KEY_TOKEN = "token"
 SECRET_KEY_API = "api-key"
 
@@ -54,6 +60,32 @@ def secret(engine, cfg, which, value):
                          "labels": labels(engine, cfg["name"])},
             "data": {SECRET_KEY_TOKEN if which == "hf" else SECRET_KEY_API:
                      base64.b64encode(str(value).encode("utf-8")).decode("ascii")}}
+
+
+def canonical(value):
+    """A setting in one spelling, so that 1 and "1", or True and "true", read the same: whole and
+    decimal numbers written as strings become numbers, "true"/"false" booleans; list items and
+    mapping values are strings (as the manifests write them)."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if re.match(r"^-?[0-9]+$", value.strip()):
+            return int(value)
+        if re.match(r"^-?[0-9]+\.[0-9]+$", value.strip()):
+            return float(value)
+        return value
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    if isinstance(value, dict):
+        return dict((str(k), str(v)) for k, v in value.items())
+    return value
+
+
+def settings_of(cfg):
+    """The ``SETTINGS`` annotation: the role configuration without ``NOT_SETTINGS``, canonical, as JSON."""
+    return json.dumps(dict((k, canonical(v)) for k, v in cfg.items() if k not in NOT_SETTINGS),
+                      sort_keys=True, separators=(",", ":"))
 
 
 def _secret_env(var, secret_name, key):
@@ -135,7 +167,8 @@ def engine_objects(engine, cfg, hf_secret="", key_secret="", secret_versions=())
     template["metadata"]["annotations"] = dict(annotations, **{CHECKSUM: checksum(template, secret_versions)})
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": n["deployment"], "namespace": ns, "labels": lab},
+        "metadata": {"name": n["deployment"], "namespace": ns, "labels": lab,
+                     "annotations": {SETTINGS: settings_of(cfg)}},
         "spec": {
             "replicas": 1,
             # A RollingUpdate needs spare GPUs and deadlocks in a full quota.

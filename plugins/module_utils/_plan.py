@@ -145,6 +145,30 @@ def _from_live(live):
     }
 
 
+# Role configuration keys the plan sets itself (resolve / role_config), never carried over.
+_PLAN_KEYS = ("name", "namespace", "model", "gpu_type", "gpu_count", "shm_size", "nccl_fallback", "storage_class",
+              "hf_token_secret", "api_key_secret", "wait_timeout", "unschedulable_grace")
+
+
+def carried(inputs, engine, defaults, live):
+    """What scale and change_model keep of the running engine's configuration (its
+    haw-icc.de/settings annotation): every setting the user does not set now, the plan does not set
+    itself and that differs from the role's default. ``{setting: value}`` (no prefix)."""
+    from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import canonical
+
+    p = engine.prefix
+    own = set(_PLAN_KEYS) | set(engine.specific({"model": "", "quantization": "", "max_model_len": 0,
+                                                 "max_input_tokens": 0})) | set(engine.not_config)
+    out = {}
+    for key, value in sorted(((live or {}).get("settings") or {}).items()):
+        var = p + key
+        if key in own or var not in defaults or inputs.has(var):
+            continue
+        if value != canonical(defaults[var]):
+            out[key] = value
+    return out
+
+
 def user_names(inputs, engine, base, request):
     """role variable -> the variable the user set it with (the -e of scale / change_model, or icc_*)."""
     out = {}
@@ -175,6 +199,8 @@ def resolve(inputs, engine, defaults, base="inventory", request=None, live=None,
     if not (max_input < total or input_set):
         max_input = max(total // 2, 1)
     fraction_var, fraction_default = e.memory_fraction
+    keep = carried(inputs, e, defaults, live) if live_base else {}
+    kept = (live.get("settings") or {}) if live_base else {}
     llm = {
         "engine": e.name,
         "name": inputs.get(p + "name", defaults.get(p + "name", e.name)),
@@ -183,14 +209,15 @@ def resolve(inputs, engine, defaults, base="inventory", request=None, live=None,
         "quantization": request.get("quantization", cfg["quantization"]),
         "max_model_len": total,
         "max_input_tokens": max_input,
-        "gpu_type": inputs.get("icc_gpu_type", inputs.get(p + "gpu_type", "gpu-tesla-v100")),
+        "gpu_type": inputs.get("icc_gpu_type", inputs.get(p + "gpu_type", kept.get("gpu_type", "gpu-tesla-v100"))),
         "gpu_count": _int(request.get("gpu_count", cfg["gpu_count"]), 1),
         # A new GPU count gets the role's default /dev/shm (8Gi per GPU) unless asked otherwise.
         "shm_size": request.get("shm_size", cfg["shm_size"] if "gpu_count" not in request else ""),
-        "nccl_fallback": boolean(inputs.get("icc_nccl_fallback", inputs.get(p + "nccl_fallback", False)), strict=False),
+        "nccl_fallback": boolean(inputs.get("icc_nccl_fallback", inputs.get(p + "nccl_fallback", kept.get("nccl_fallback", False))),
+                                 strict=False),
         "webui": boolean(inputs.get("icc_webui", True), strict=False),
         "webui_name": inputs.get("webui_name", "webui"),
-        "memory_fraction": inputs.get(p + fraction_var, fraction_default),
+        "memory_fraction": inputs.get(p + fraction_var, keep.get(fraction_var, fraction_default)),
         "wait_timeout": _int(wait_timeout if wait_timeout is not None
                              else inputs.get(p + "wait_timeout", defaults.get(p + "wait_timeout", 2700)), 2700),
         # Secret references (names only): the user's own, else (scale, change_model) those of the
@@ -198,19 +225,23 @@ def resolve(inputs, engine, defaults, base="inventory", request=None, live=None,
         "hf_token_secret": inputs.get(p + "hf_token_secret", "") or (live.get("hf_token_secret", "") if live_base else ""),
         "api_key_secret": "" if not e.api_key else (
             inputs.get(p + "api_key_secret", "") or (live.get("api_key_secret", "") if live_base else "")),
+        # scale, change_model: the running engine's other settings (dtype, max_num_seqs, extra args, ...)
+        "carried": keep,
     }
     return llm, user_names(inputs, e, base, request)
 
 
 def role_config(inputs, engine, defaults, llm):
-    """The configuration the engine role will check and render: its defaults, the user's role
-    variables over them, and the plan's settings over those."""
+    """The configuration the engine role will check and render: its defaults, what the plan carries
+    over from the running engine (``llm["carried"]``) over them, the user's role variables over
+    those, and the plan's settings over all."""
     p = engine.prefix
     skip = set(p + k for k in engine.not_config)
     out = {}
+    keep = llm.get("carried") or {}
     for key, default in defaults.items():
         if key.startswith(p) and key not in skip:
-            out[key[len(p):]] = inputs.get(key, default)
+            out[key[len(p):]] = inputs.get(key, keep.get(key[len(p):], default))
     out.update(name=llm["name"], namespace=llm["namespace"], model=llm["model"], gpu_type=llm["gpu_type"],
                gpu_count=int(llm["gpu_count"]), shm_size=llm["shm_size"], nccl_fallback=llm["nccl_fallback"],
                storage_class=inputs.get(p + "cache_storage_class", ""))

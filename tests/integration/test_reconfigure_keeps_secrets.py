@@ -1,10 +1,16 @@
-"""scale and change_model keep the Secrets the engine uses, and send the engine's API key.
+"""scale and change_model keep the Secrets the engine uses and the engine's other settings, and send
+the engine's API key.
 
 A student deploys once with ``-e vllm_api_key=... -e icc_hf_token=...`` (the role stores both in
 Secrets) and later runs scale or change_model without them, as the README's examples do. Before, the
 re-rendered engine lost ``VLLM_API_KEY`` and ``HF_TOKEN`` (an open API, silently) and llm_health asked
 without a key (401 for the whole health timeout against an engine that checks it). Now the Secret
 references carry over from the live Deployment, and llm_health reads the key from the Secret.
+
+The other settings of the deploy (here ``-e vllm_max_num_seqs=16 -e vllm_extra_args=[--seed, 7]`` and
+the V100S GPU type) were reset to the inventory's and the role's defaults by the next scale or
+change_model (and the engine moved to a V100 node). Now they carry over too, from the settings the
+Deployment was applied with (its haw-icc.de/settings annotation).
 
 The engine that answers is the pod's own (tests/cluster/pod_engines.py): a real llama.cpp server that
 vLLM's own parser configured from the pod, and that wants the key of the pod's ``VLLM_API_KEY``, as
@@ -33,7 +39,9 @@ def test_scale_and_change_model_keep_the_secret_references_and_send_the_key(sand
     remove_collection(sandbox, NS)
     try:
         run = run_playbook("playbooks/deploy.yml", limit=NS,
-                           extra_vars={"icc_webui": False, "vllm_api_key": API_KEY, "icc_hf_token": HF_TOKEN})
+                           extra_vars={"icc_webui": False, "vllm_api_key": API_KEY, "icc_hf_token": HF_TOKEN,
+                                       "vllm_max_num_seqs": 16, "vllm_extra_args": ["--seed", "7"],
+                                       "icc_gpu_type": "gpu-tesla-v100s"})
         assert run.rc == 0, run.failure_messages() or run.stdout[-4000:]
         want = {"HF_TOKEN": "vllm-hf-token", "HUGGING_FACE_HUB_TOKEN": "vllm-hf-token", "VLLM_API_KEY": "vllm-api-key"}
         assert secret_refs(sandbox) == want
@@ -51,6 +59,11 @@ def test_scale_and_change_model_keep_the_secret_references_and_send_the_key(sand
         assert scaled.rc == 0, scaled.failure_messages() or scaled.stdout[-4000:]
         assert secret_refs(sandbox) == want
         assert engine_deployment(sandbox, NS)[1]["resources"]["limits"]["nvidia.com/gpu"] == "3"
+        deployment, container, _shm = engine_deployment(sandbox, NS)
+        args = container["args"]
+        assert args[args.index("--max-num-seqs") + 1] == "16" and args[args.index("--seed") + 1] == "7", args
+        tolerations = deployment["spec"]["template"]["spec"]["tolerations"]
+        assert [t["key"] for t in tolerations if t["key"].startswith("gpu-")] == ["gpu-tesla-v100s"], tolerations
         stored = sandbox.kubectl_json("-n", NS, "get", "secret", "vllm-api-key")["data"]["api-key"]
         assert stored  # the role's Secret is still there and still the key
 

@@ -223,3 +223,53 @@ def test_without_nodes_only_the_quotas_are_planned_and_said():
     assert plan["hosts"]["a"]["fits"] and not plan["nodes_planned"]
     assert "node capacity not planned" in plan["hosts"]["a"]["reason"] and not plan["hosts"]["b"]["fits"]
     assert plan["summary"].endswith("(node capacity not planned: no credentials of this run may read nodes)")
+
+
+# --- scale and change_model keep the running engine's other settings ---------------------------------
+
+def _applied(engine, **over):
+    """The live settings of the Deployment the role core builds from its defaults with ``over``."""
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _manifests
+
+    e = _engines.get(engine)
+    p = e.prefix
+    cfg = dict((k[len(p):], v) for k, v in defaults(engine).items() if k.startswith(p) and k[len(p):] not in e.not_config)
+    cfg.update(namespace="wstu002-default", storage_class="", **over)
+    deployment = [o for o in _manifests.engine_objects(e, cfg) if o["kind"] == "Deployment"][0]
+    return e.live(deployment)
+
+
+def test_scale_keeps_what_the_running_engine_had_and_the_inventory_does_not_set():
+    live = _applied("vllm", model=SMOLLM, max_model_len=2048, max_num_seqs=64, dtype="half", extra_args=["--seed", "7"],
+                    gpu_type="gpu-tesla-v100s", nccl_fallback=True, gpu_memory_utilization=0.8)
+    llm, _names = plan(base="live", request={"gpu_count": 3}, live=live, vllm_dtype="float16")
+    assert llm["carried"] == {"extra_args": ["--seed", "7"], "gpu_memory_utilization": 0.8, "max_num_seqs": 64}
+    assert llm["gpu_type"] == "gpu-tesla-v100s" and llm["nccl_fallback"] is True and llm["memory_fraction"] == 0.8
+    cfg = _plan.role_config(inputs(vllm_dtype="float16"), _engines.get("vllm"), defaults("vllm"), llm)
+    assert cfg["max_num_seqs"] == 64 and cfg["extra_args"] == ["--seed", "7"] and cfg["gpu_count"] == 3
+    assert cfg["dtype"] == "float16"  # what the inventory sets wins over what ran
+    args = _engines.get("vllm").args(cfg)
+    assert args[args.index("--max-num-seqs") + 1] == "64" and "--seed" in args
+
+
+def test_change_model_keeps_settings_but_the_served_name_follows_the_model():
+    live = _applied("vllm", model=SMOLLM, served_model_name=SMOLLM, max_model_len=2048, max_num_seqs=8)
+    llm, _names = plan(base="live", request={"model": "Qwen/Qwen2.5-0.5B-Instruct"}, live=live)
+    assert llm["carried"] == {"max_num_seqs": 8}
+    cfg = _plan.role_config(inputs(), _engines.get("vllm"), defaults("vllm"), llm)
+    assert cfg["served_model_name"] == "Qwen/Qwen2.5-0.5B-Instruct" and cfg["max_num_seqs"] == 8
+
+
+def test_deploy_carries_nothing_and_a_deployment_without_the_annotation_carries_nothing():
+    live = _applied("tgi", model=SMOLLM, max_total_tokens=2048, max_input_tokens=1024, dtype="float16")
+    assert plan("tgi", live=live)[0]["carried"] == {}  # deploy: the inventory is the whole truth
+    assert plan("tgi", base="live", live=live)[0]["carried"] == {"dtype": "float16"}
+    assert plan("tgi", base="live", live=dict(live, settings={}))[0]["carried"] == {}
+
+
+def test_the_settings_annotation_reads_the_same_whatever_the_spelling():
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _manifests
+
+    assert _manifests.settings_of({"max_num_seqs": "64", "enforce_eager": "true", "x": ["a", 1], "name": "vllm"}) == \
+        _manifests.settings_of({"max_num_seqs": 64, "enforce_eager": True, "x": ["a", "1"], "name": "other"})
+    assert _manifests.canonical("0.90") == 0.9 and _manifests.canonical("inf") == "inf"
