@@ -281,10 +281,17 @@ def checks(inputs, engine, llm, names, cfg):
     return refusals, warnings, fit
 
 
-def changes(llm, previous):
+# Role settings that do not reach the engine pod (a change of them restarts nothing).
+_NOT_POD = ("service_port", "cache_size")
+
+
+def changes(llm, previous, cfg=None, applied=None):
     """What the plan changes against what runs now (``previous``: the running engine's settings in
-    the plan's keys, or None). ``action``: create, switch (another engine replaces the running one),
-    update or none; ``restart``: whether the engine pod (and so the model) restarts."""
+    the plan's keys, or None). ``cfg``, ``applied``: the role configuration to apply and the one the
+    running Deployment was applied with (its haw-icc.de/settings annotation; {} for one without),
+    so that a change of any other setting (dtype, max_num_seqs, ...) is listed too. ``action``:
+    create, switch (another engine replaces the running one), update or none; ``restart``: whether
+    the engine pod (and so the model) restarts."""
     if not previous:
         return {"action": "create", "restart": True, "changes": [], "switch": None}
     if previous["engine"] != llm["engine"] or previous["name"] != llm["name"]:
@@ -293,6 +300,14 @@ def changes(llm, previous):
     engine = _engines.get(llm["engine"])
     diff = [{"setting": k, "from": previous.get(k), "to": llm.get(k)} for k in POD_SETTINGS
             if engine.var(k) and str(previous.get(k)) != str(llm.get(k))]
+    if cfg and applied:
+        from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
+
+        p = engine.prefix
+        covered = set(POD_SETTINGS) | set(engine.var(k)[len(p):] for k in POD_SETTINGS if engine.var(k))
+        covered |= set(NOT_SETTINGS) | set(_NOT_POD) | set(("served_model_name", "hf_token_secret", "api_key_secret"))
+        diff += [{"setting": k, "from": applied.get(k), "to": canonical(cfg[k])} for k in sorted(cfg)
+                 if k not in covered and k in applied and canonical(cfg[k]) != applied[k]]
     return {"action": "update" if diff else "none", "restart": bool(diff), "changes": diff, "switch": None}
 
 

@@ -92,4 +92,4 @@ def plan_host(inputs, kube, workflow, request=None, wait_timeout=None):
         previous["name"] = live_dep["metadata"]["name"]
     cfg = _plan.role_config(inputs, engine, role_defaults(engine), llm)
     return {"engine": engine, "llm": llm, "names": names, "live": live, "previous": previous, "cfg": cfg,
-            "change": _plan.changes(llm, previous)}
+            "change": _plan.changes(llm, previous, cfg, (live or {}).get("settings"))}

@@ -273,3 +273,21 @@ def test_the_settings_annotation_reads_the_same_whatever_the_spelling():
     assert _manifests.settings_of({"max_num_seqs": "64", "enforce_eager": "true", "x": ["a", 1], "name": "vllm"}) == \
         _manifests.settings_of({"max_num_seqs": 64, "enforce_eager": True, "x": ["a", "1"], "name": "other"})
     assert _manifests.canonical("0.90") == 0.9 and _manifests.canonical("inf") == "inf"
+
+
+def test_changes_list_any_setting_the_deployment_was_applied_with():
+    """A deploy that changes vllm_max_num_seqs restarts the pod: the plan says so (it compared only
+    the model, context, GPUs and shm before)."""
+    live = _applied("vllm", model=SMOLLM, served_model_name=SMOLLM, max_model_len=2048, max_num_seqs=16)
+    e = _engines.get("vllm")
+    for values, want in (({"vllm_max_num_seqs": "16"}, []),  # the same, as a string
+                         ({"vllm_max_num_seqs": 64}, [{"setting": "max_num_seqs", "from": 16, "to": 64}]),
+                         ({"vllm_max_num_seqs": 16, "vllm_service_port": 8001}, [])):  # not the pod's
+        inp = inputs(vllm_model=SMOLLM, vllm_max_model_len=2048, **values)
+        llm, _names = _plan.resolve(inp, e, defaults("vllm"), "inventory", None, live)
+        previous, _names = _plan.resolve(inp, e, defaults("vllm"), "live", {}, live)
+        cfg = _plan.role_config(inp, e, defaults("vllm"), llm)
+        change = _plan.changes(llm, previous, cfg, live["settings"])
+        assert change["changes"] == want and change["restart"] is bool(want), values
+    assert "max_num_seqs 16 -> 64; the engine pod restarts" in _plan.summary_line("ns", _plan.changes(
+        llm, previous, dict(cfg, max_num_seqs=64), live["settings"]))
