@@ -10,6 +10,11 @@ from __future__ import annotations
 import os
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import CONNECTION_ARG_SPEC
+# Imported here, at the top, on purpose: the strategy loads the action plugin classes in the
+# controller's main process, so the kubernetes client is imported once there and every worker
+# process forked for a task inherits it (a lazy import cost each task ~0.2 CPU-s). _client itself
+# tolerates a missing kubernetes package and reports it when a client is built.
+from ansible_collections.haw_icc.llm.plugins.module_utils import _client
 
 OPTIONS = frozenset(list(CONNECTION_ARG_SPEC) + ["verify_ssl", "ssl_ca_cert"])
 
@@ -52,6 +57,4 @@ def connection(args):
 
 
 def client(args):
-    from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
-
-    return build_client(**connection(args))
+    return _client.build_client(**connection(args))
