@@ -47,18 +47,18 @@ class ActionModule(ComponentAction):
         run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
         cfg.update(self.settings(run["settings"], cfg, p))
         state = self.state_of(run["state"], p)
-        report = engine.check(cfg)
-        self.refuse(report, p, state)
-        if state == "present" and report["warnings"]:
-            result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
         selector = _manifests.selector_string(_manifests.selector(engine, cfg["name"]))
 
         def wait(kube, checksum):
             return self.wait(kube, cfg["namespace"], cfg["name"], selector, engine.display, cfg, checksum=checksum)
 
-        if step == "wait":
+        if step == "wait":  # the apply step has checked (and warned about) this configuration
             self.wait_step(result, state, run, args, wait)
             return
+        report = engine.check(cfg)
+        self.refuse(report, p, state)
+        if state == "present" and report["warnings"]:
+            result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
         kube = _connection.client(args)
         names = _manifests.names(engine, cfg["name"])
         result.update(changed=False, objects=[])
@@ -86,5 +86,5 @@ class ActionModule(ComponentAction):
                                             secret_versions=versions)
         self.apply_all(kube, objects, result)
         result["checksum"] = objects[-1]["spec"]["template"]["metadata"]["annotations"][_manifests.CHECKSUM]
-        if step == "all" and not (self.check_mode or self.is_false(run["wait"])):
+        if step == "all" and not self.no_wait_reason(state, run):
             result["rollout"] = wait(kube, result["checksum"])

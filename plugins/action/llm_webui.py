@@ -31,22 +31,22 @@ class ActionModule(ComponentAction):
                                renames={"data_storage_class": "storage_class"})
         run = dict((k, self.role_var(task_vars, P + k, "")) for k in ("state", "purge", "wait"))
         state = self.state_of(run["state"], P)
-        report = _engine.check("webui", cfg)
-        self.refuse(report, P, state)
-        if state == "present" and report["warnings"]:
-            result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
-        result.update(changed=False, objects=[])
-        if args.get("preflight"):
-            return
-        step = self.step_of(args)
+        step = "apply" if args.get("preflight") else self.step_of(args)
         ns, names = cfg["namespace"], _manifests.webui_names(cfg["name"])
         selector = _manifests.selector_string(_manifests.webui_selector(cfg["name"]))
 
         def wait(kube, checksum):
             return self.wait(kube, ns, names["deployment"], selector, "WebUI", cfg, checksum=checksum)
 
-        if step == "wait":
+        if step == "wait":  # the apply step has checked (and warned about) this configuration
             self.wait_step(result, state, run, args, wait)
+            return
+        report = _engine.check("webui", cfg)
+        self.refuse(report, P, state)
+        if state == "present" and report["warnings"]:
+            result["warnings"] = ["%s: %s" % (ns, w) for w in report["warnings"]]
+        result.update(changed=False, objects=[])
+        if args.get("preflight"):
             return
         kube = _connection.client(args)
         purge = run["purge"] and not self.is_false(run["purge"])
@@ -77,5 +77,5 @@ class ActionModule(ComponentAction):
             self.remove_all(kube, ns, [("networking.k8s.io/v1", "Ingress", names["ingress"], 0)], result)
         deployment = [o for o in objects if o["kind"] == "Deployment"][0]
         result["checksum"] = deployment["spec"]["template"]["metadata"]["annotations"][_manifests.CHECKSUM]
-        if step == "all" and not (self.check_mode or self.is_false(run["wait"])):
+        if step == "all" and not self.no_wait_reason(state, run):
             result["rollout"] = wait(kube, result["checksum"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
+from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import SETTINGS
 
 # --- Settings of a live engine Deployment -------------------------------------------------------
 
@@ -85,7 +86,7 @@ def live_settings(deployment):
     out["api_key_secret"] = refs.get("VLLM_API_KEY") or ""
     # The role configuration it was applied with (the haw-icc.de/settings annotation), {} without.
     try:
-        out["settings"] = json.loads((meta.get("annotations") or {}).get("haw-icc.de/settings") or "{}")
+        out["settings"] = json.loads((meta.get("annotations") or {}).get(SETTINGS) or "{}")
     except ValueError:
         out["settings"] = {}
     if not isinstance(out["settings"], dict):

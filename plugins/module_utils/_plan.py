@@ -24,6 +24,7 @@ import re
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _memory
+from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
 
 MISSING = object()
 
@@ -154,8 +155,6 @@ def carried(inputs, engine, defaults, live):
     """What scale and change_model keep of the running engine's configuration (its
     haw-icc.de/settings annotation): every setting the user does not set now, the plan does not set
     itself and that differs from the role's default. ``{setting: value}`` (no prefix)."""
-    from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import canonical
-
     p = engine.prefix
     own = set(_PLAN_KEYS) | set(engine.specific({"model": "", "quantization": "", "max_model_len": 0,
                                                  "max_input_tokens": 0})) | set(engine.not_config)
@@ -301,8 +300,6 @@ def changes(llm, previous, cfg=None, applied=None):
     diff = [{"setting": k, "from": previous.get(k), "to": llm.get(k)} for k in POD_SETTINGS
             if engine.var(k) and str(previous.get(k)) != str(llm.get(k))]
     if cfg and applied:
-        from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
-
         p = engine.prefix
         covered = set(POD_SETTINGS) | set(engine.var(k)[len(p):] for k in POD_SETTINGS if engine.var(k))
         covered |= set(NOT_SETTINGS) | set(_NOT_POD) | set(("served_model_name", "hf_token_secret", "api_key_secret"))

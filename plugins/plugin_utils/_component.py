@@ -100,11 +100,15 @@ class ComponentAction(ActionBase):
             raise AnsibleActionFail("%s: step=%s: use one of %s." % (self._task.action, step, ", ".join(STEPS)))
         return step
 
+    def no_wait_reason(self, state, run):
+        """Why this run does not wait for the rollout, or None when it does."""
+        return ("state is absent" if state == "absent" else "check mode" if self.check_mode
+                else "the role's wait is false" if self.is_false(run["wait"]) else None)
+
     def wait_step(self, result, state, run, kube_args, wait):
         """The ``wait`` step: ``wait()`` the rollout of what the apply step applied (``checksum``), or
         say why there is nothing to wait for."""
-        reason = ("state is absent" if state == "absent" else "check mode" if self.check_mode
-                  else "the role's wait is false" if self.is_false(run["wait"]) else None)
+        reason = self.no_wait_reason(state, run)
         if reason:
             result.update(changed=False, skipped=True, skip_reason="Nothing to wait for: %s." % reason)
             return
