@@ -47,16 +47,18 @@ class ActionModule(ComponentAction):
         run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
         cfg.update(self.settings(run["settings"], cfg, p))
         state = self.state_of(run["state"], p)
+        if step != "wait":  # the wait step runs after the apply step checked (and warned about) it
+            report = engine.check(cfg)
+            self.refuse(report, p, state)
+        # only a checked name builds the selector (a dict or a number makes no label)
         selector = _manifests.selector_string(_manifests.selector(engine, cfg["name"]))
 
         def wait(kube, checksum):
             return self.wait(kube, cfg["namespace"], cfg["name"], selector, engine.display, cfg, checksum=checksum)
 
-        if step == "wait":  # the apply step has checked (and warned about) this configuration
+        if step == "wait":
             self.wait_step(result, state, run, args, wait)
             return
-        report = engine.check(cfg)
-        self.refuse(report, p, state)
         if state == "present" and report["warnings"]:
             result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
         kube = _connection.client(args)

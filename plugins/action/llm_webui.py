@@ -32,17 +32,19 @@ class ActionModule(ComponentAction):
         run = dict((k, self.role_var(task_vars, P + k, "")) for k in ("state", "purge", "wait"))
         state = self.state_of(run["state"], P)
         step = "apply" if args.get("preflight") else self.step_of(args)
+        if step != "wait":  # the wait step runs after the apply step checked (and warned about) it
+            report = _engine.check("webui", cfg)
+            self.refuse(report, P, state)
+        # only a checked name builds object names (a dict or a number makes no name)
         ns, names = cfg["namespace"], _manifests.webui_names(cfg["name"])
         selector = _manifests.selector_string(_manifests.webui_selector(cfg["name"]))
 
         def wait(kube, checksum):
             return self.wait(kube, ns, names["deployment"], selector, "WebUI", cfg, checksum=checksum)
 
-        if step == "wait":  # the apply step has checked (and warned about) this configuration
+        if step == "wait":
             self.wait_step(result, state, run, args, wait)
             return
-        report = _engine.check("webui", cfg)
-        self.refuse(report, P, state)
         if state == "present" and report["warnings"]:
             result["warnings"] = ["%s: %s" % (ns, w) for w in report["warnings"]]
         result.update(changed=False, objects=[])

@@ -97,6 +97,8 @@ BAD = [
          "vllm_extra_args=", "the role variable vllm_gpu_count"),
     case("vllm-namespace-uppercase", "role:vllm", {"vllm_model": MODEL, "vllm_namespace": "Bad_NS"},
          "vllm_namespace=", "lower-case letters"),
+    case("tgi-name-dict", "role:tgi", {"tgi_model": MODEL, "tgi_name": {"a": 1}},
+         "tgi_name=", "lower-case letters"),
     case("tgi-dtype-bf16", "role:tgi", {"tgi_model": MODEL, "tgi_dtype": "bfloat16"},
          "tgi_dtype=", "float16"),
     case("tgi-image-untagged", "role:tgi", {"tgi_model": MODEL, "tgi_image": "ghcr.io/huggingface/text-generation-inference"},
