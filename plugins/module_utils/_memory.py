@@ -82,7 +82,7 @@ def weight_bits(model, quantization="", dtype=""):
 
 
 def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_model_len=4096,
-               memory_fraction=0.9, variable_prefix="icc_"):
+               memory_fraction=0.9, variable_prefix="icc_", bits=None, length_var=None, smaller=None):
     """Estimate whether ``model`` fits on ``gpu_count`` GPUs of ``gpu_type`` (tensor parallel: the
     weights and the KV cache are split over the GPUs).
 
@@ -96,6 +96,10 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
     alone (with overhead) do not fit, or the table-known model does not fit one full-length
     sequence; ``tight``: fits, but with room for fewer than 4 full-length sequences (or the KV size is
     only a no-GQA guess and does not fit); ``unknown``: no size in the table or the name.
+
+    ``bits``: the effective bits per weight when the engine knows them (a GGUF file's type; no extra
+    for embeddings then); ``length_var``: the variable of the context length in the advice;
+    ``smaller``: the advice for fewer bits (default: a GPTQ variant).
     """
     info = GPU_TYPES.get(gpu_type)
     count = int(gpu_count or 1)
@@ -111,9 +115,10 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
         out["message"] = ("no size known for %s (not in the table, no size such as 7B or 135M in the name); "
                           "the memory fit was not estimated" % model)
         return out
-    bits = weight_bits(model, quantization, dtype)
+    extra = QUANT_EXTRA if bits is None else 1.0
+    bits = weight_bits(model, quantization, dtype) if bits is None else bits
     params = facts["params_b"] * 1e9
-    weights = params * bits / 8.0 * (QUANT_EXTRA if bits < 16 else 1.0) / 2 ** 30
+    weights = params * bits / 8.0 * (extra if bits < 16 else 1.0) / 2 ** 30
     if "layers" in facts:
         per_token = 2 * facts["layers"] * facts["kv_heads"] * facts["head_dim"] * 2
     else:
@@ -134,13 +139,13 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
     fix = []
     if count < info["max_per_node"]:
         fix.append("more GPUs (%sgpu_count up to %d)" % (variable_prefix, info["max_per_node"]))
-    if bits >= 16:
-        fix.append("a GPTQ (4 bit) variant with %squantization=gptq" % variable_prefix)
+    if bits >= 16 or smaller:
+        fix.append(smaller or "a GPTQ (4 bit) variant with %squantization=gptq" % variable_prefix)
     if info["memory_mib"] < 32768:
         fix.append("%sgpu_type=gpu-tesla-v100s (32 GB)" % variable_prefix)
     fix.append("a smaller model")
     # The context length is icc_max_total_tokens / tgi_max_total_tokens / vllm_max_model_len.
-    length_var = variable_prefix + ("max_model_len" if variable_prefix == "vllm_" else "max_total_tokens")
+    length_var = length_var or variable_prefix + ("max_model_len" if variable_prefix == "vllm_" else "max_total_tokens")
     if per_gpu_weights + GPU_OVERHEAD_GIB > budget:
         out["verdict"] = "refuse"
         out["message"] = "the weights do not fit: %s. Use %s." % (desc, ", or ".join(fix))

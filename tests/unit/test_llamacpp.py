@@ -1,0 +1,107 @@
+"""The llama.cpp engine's rules and command line (plugins/module_utils/_llamacpp.py), issue 12.
+Not in the registry yet: these are the pure parts the role will use."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _llamacpp as L
+
+QWEN = "bartowski/Qwen2.5-7B-Instruct-GGUF"
+
+
+def cfg(**over):
+    base = {"name": "llamacpp", "namespace": "wstu002-default", "image": L.DEFAULT_IMAGE, "model": QWEN + ":Q4_K_M",
+            "model_file": "", "served_model_name": "", "gpu_type": "gpu-tesla-v100", "gpu_count": 1,
+            "ctx_size": 8192, "parallel": 4, "gpu_layers": "all", "split_mode": "layer", "tensor_split": "",
+            "flash_attn": "auto", "extra_args": [], "service_port": 8000, "cpu": "4", "memory": "16Gi",
+            "storage_class": "", "wait_timeout": 2700, "unschedulable_grace": 120, "pod_annotations": {},
+            "startup_timeout": 2400, "cache_size": "50Gi", "cache_emptydir": False}
+    base.update(over)
+    return base
+
+
+def errors(**over):
+    return L.check(cfg(**over)).as_dict()["errors"]
+
+
+def test_the_default_configuration_passes():
+    assert L.check(cfg()).as_dict() == {"ok": True, "errors": [], "variables": [], "warnings": []}
+
+
+@pytest.mark.parametrize("image,needle", [
+    ("ghcr.io/ggml-org/llama.cpp:server-cuda13-b11312", "CUDA 13 images are built without compute capability 7.0"),
+    ("ghcr.io/ggml-org/llama.cpp:server-cuda12", "has no build number"),
+    ("ghcr.io/ggml-org/llama.cpp:server-b11312", "the 'cpu' build does not use NVIDIA GPUs"),
+    ("ghcr.io/ggml-org/llama.cpp:server-vulkan-b11312", "the 'vulkan' build does not use NVIDIA GPUs"),
+    ("ghcr.io/ggml-org/llama.cpp:full-cuda12-b11312", "not a llama.cpp server image tag"),
+    ("ghcr.io/ggml-org/llama.cpp:latest", "is not pinned"),
+])
+def test_images_a_v100_cannot_run_or_that_float_are_refused(image, needle):
+    found = errors(image=image)
+    assert len(found) == 1 and needle in found[0] and found[0].startswith("llamacpp_image="), found
+
+
+def test_cuda13_is_fine_where_the_gpu_has_it_and_other_builds_warn():
+    report = L.check(cfg(image="ghcr.io/ggml-org/llama.cpp:server-cuda-b11400")).as_dict()
+    assert report["ok"] and len(report["warnings"]) == 2  # 'cuda' may become CUDA 13; another build
+    digest = "ghcr.io/ggml-org/llama.cpp@sha256:" + "a" * 64
+    assert L.check(cfg(image=digest)).as_dict()["ok"]
+
+
+def test_model_spec_and_file():
+    assert errors(model=QWEN)[0].startswith("llamacpp_model='%s': no GGUF file chosen" % QWEN)
+    assert errors(model=QWEN, model_file="Qwen2.5-7B-Instruct-Q5_K_M.gguf") == []
+    assert "names a quantization already" in errors(model_file="x-Q5_K_M.gguf")[0]
+    assert "not the name of a .gguf file" in errors(model=QWEN, model_file="../etc/passwd")[0]
+    assert "not a quantization name" in errors(model=QWEN + ":Q4;rm")[0]
+
+
+def test_gguf_bits_from_the_file_or_the_quant():
+    assert L.gguf_quant(QWEN + ":q4_k_m") == "Q4_K_M" and L.gguf_bits(QWEN + ":Q8_0") == 8.5
+    assert L.gguf_quant(QWEN, "Qwen2.5-7B-Instruct-Q5_K_M.gguf") == "Q5_K_M"
+    assert L.gguf_quant(QWEN, "model-IQ4_XS.gguf") == "IQ4_XS"
+    assert L.gguf_bits("someone/model-GGUF") is None
+
+
+def test_slots_split_and_layers():
+    assert "leaves each slot 128 tokens" in errors(ctx_size=512, parallel=4)[0]
+    assert "has 3 parts for llamacpp_gpu_count=2" in errors(gpu_count=2, tensor_split="1,1,1")[0]
+    assert errors(gpu_count=2, tensor_split="3,1") == []
+    assert "not a split mode" in errors(split_mode="rows")[0]
+    assert "not a layer count" in errors(gpu_layers="most")[0]
+    warned = L.check(cfg(gpu_layers=20, split_mode="tensor")).as_dict()
+    assert warned["ok"] and len(warned["warnings"]) == 2
+    assert "1 to 4" in errors(gpu_count=5)[0]
+
+
+def test_flags_the_role_sets_are_refused_in_extra_args():
+    found = errors(extra_args=["--ctx-size", "4096"])
+    assert found and "llamacpp_ctx_size" in found[0], found
+    assert "llamacpp_api_key" in errors(extra_args=["--api-key", "x"])[0]
+
+
+def test_command_line():
+    one = L.args(cfg())
+    assert one[:6] == ["--host", "0.0.0.0", "--port", "8000", "--hf-repo", QWEN + ":Q4_K_M"]
+    assert one[one.index("--alias") + 1] == QWEN + ":Q4_K_M"
+    assert one[one.index("--gpu-layers") + 1] == "all" and "--metrics" in one
+    assert one[one.index("--split-mode") + 1] == "none" and "--api-key" not in one
+    two = L.args(cfg(model=QWEN, model_file="Qwen2.5-7B-Instruct-Q4_K_M.gguf", gpu_count=2, tensor_split="3,1",
+                     served_model_name="qwen", extra_args=["--seed", "7"]))
+    assert two[two.index("--hf-file") + 1] == "Qwen2.5-7B-Instruct-Q4_K_M.gguf"
+    assert two[two.index("--split-mode") + 1] == "layer" and two[two.index("--tensor-split") + 1] == "3,1"
+    assert two[two.index("--alias") + 1] == "qwen" and two[-2:] == ["--seed", "7"]
+
+
+def test_env_keeps_the_model_and_the_cuda_jit_cache_on_the_pvc():
+    env = dict((e["name"], e["value"]) for e in L.env(cfg()))
+    assert env["LLAMA_CACHE"] == "/models" and env["CUDA_CACHE_PATH"].startswith("/models/")
+
+
+def test_memory_fit_uses_the_gguf_bits():
+    fits = L.memory_fit(cfg())  # Qwen2.5-7B at 4.89 bits, 8192 tokens, one V100 16 GB
+    assert fits["verdict"] in ("fits", "tight") and fits["bits"] == 4.89 and 4.0 < fits["weights_gib"] < 4.5, fits
+    f16 = L.memory_fit(cfg(model=QWEN + ":F16"))
+    assert f16["verdict"] == "refuse" and "a smaller GGUF type" in f16["message"], f16
+    assert L.memory_fit(cfg(model=QWEN + ":F16", gpu_count=2, gpu_type="gpu-tesla-v100s"))["verdict"] != "refuse"
