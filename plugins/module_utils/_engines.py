@@ -16,7 +16,7 @@ only says which of them belongs to which engine.
 
 from __future__ import annotations
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _live
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _live, _llamacpp, _memory
 
 # The settings a workflow resolves for every engine (the keys of the plan's ``llm``), and the
 # inventory variable of the collection that sets each of them for any engine.
@@ -45,7 +45,8 @@ class Engine(object):
     setting_vars = {}
     # setting -> further role variables that carry the same value (a refusal of them names the user's variable).
     setting_aliases = {}
-    memory_fraction = ("", 0.9)  # role variable suffix and default of the GPU memory fraction
+    # Role variable suffix (None: the engine has none) and default of the GPU memory fraction.
+    memory_fraction = (None, 0.9)
     api_key = False        # the engine checks an API key of its own (vllm_api_key / _secret)
     api_key_env = None     # the environment variable it reads that key from
     # Role variables that are not part of the engine configuration the rules check.
@@ -84,12 +85,20 @@ class Engine(object):
         """The container's memory request and limit."""
         return cfg.get("memory")
 
+    def memory_fit(self, llm, cfg):
+        """The plan's memory estimate (``_memory.memory_fit``) of the settings ``llm`` and the role
+        configuration ``cfg``; advice names the icc_* variables."""
+        return _memory.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
+                                  str(llm["quantization"] or ""), str(cfg.get("dtype") or ""),
+                                  int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_")
+
     def live(self, deployment):
         """The settings of a live Deployment of this engine, in the plan's keys."""
         cur = _live.live_settings(deployment)
         if cur is None:
             return None
         cur["max_len"] = cur.get(self.setting_vars["max_model_len"])
+        cur["api_key_secret"] = cur["secret_refs"].get(self.api_key_env, "") if self.api_key_env else ""
         return cur
 
 
@@ -143,7 +152,50 @@ class Tgi(Engine):
                 + Engine.env(self, cfg) + _engine.tgi_env())
 
 
-ENGINES = dict((e.name, e) for e in (Vllm(), Tgi()))
+class Llamacpp(Engine):
+    """llama.cpp's ``llama-server`` with a GGUF model (its rules, argv and env: ``_llamacpp``)."""
+
+    name = "llamacpp"
+    display = "llama.cpp"
+    container_port = _llamacpp.PORT
+    cache_path = _llamacpp.CACHE_PATH
+    # The context (-c) is shared by the parallel slots; the GGUF type is part of the model.
+    setting_vars = {"quantization": None, "max_model_len": "ctx_size", "max_input_tokens": None, "nccl_fallback": None}
+    setting_aliases = {"model": ("served_model_name",)}
+    api_key = True
+    api_key_env = _llamacpp.API_KEY_ENV
+    # llama.cpp allocates what the weights and the context need, no fraction of the GPU: the fit
+    # counts 95 % of it as usable (the CUDA context and compute buffers take the rest).
+    memory_fraction = (None, 0.95)
+
+    def check(self, cfg):
+        return _llamacpp.check(cfg).as_dict()
+
+    def specific(self, llm):
+        return {"served_model_name": llm["model"], "ctx_size": int(llm["max_model_len"])}
+
+    def args(self, cfg):
+        return _llamacpp.args(cfg)
+
+    def env(self, cfg):
+        return _llamacpp.env(cfg)  # no NCCL: llama.cpp splits over one node's GPUs itself
+
+    def memory_fit(self, llm, cfg):
+        return _llamacpp.memory_fit(dict(cfg, model=llm["model"]), float(llm["memory_fraction"]), "icc_")
+
+    def live(self, deployment):
+        cur = Engine.live(self, deployment)
+        if cur is None:
+            return None
+        argv = _live.command_args(((deployment.get("spec") or {}).get("template") or {}).get("spec") or {})
+        flags = dict(zip(argv, argv[1:]))
+        cur["model"] = cur["settings"].get("model") or flags.get("--hf-repo")
+        cur["served_model_name"] = flags.get("--alias") or cur["model"]
+        cur["max_len"] = int(flags["--ctx-size"]) if str(flags.get("--ctx-size", "")).isdigit() else None
+        return cur
+
+
+ENGINES = dict((e.name, e) for e in (Vllm(), Tgi(), Llamacpp()))
 
 
 def names():

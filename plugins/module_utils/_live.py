@@ -24,6 +24,12 @@ _LIVE_FLAGS = {
 _LIVE_INTS = ("max_model_len", "max_total_tokens", "max_input_tokens", "tensor_parallel")
 
 
+def command_args(pod_spec):
+    """The first container's command and args of a pod spec, as strings."""
+    container = (pod_spec.get("containers") or [{}])[0]
+    return [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+
+
 def command_settings(container):
     """The settings an engine container's command line says (the one parser of it, for the plan,
     status and test_gpu): model (``--model``, ``--model-id``, ``--model=...`` or vLLM's ``serve
@@ -83,7 +89,8 @@ def live_settings(deployment):
         if ref:
             refs[env.get("name")] = ref
     out["hf_token_secret"] = refs.get("HF_TOKEN") or refs.get("HUGGING_FACE_HUB_TOKEN") or ""
-    out["api_key_secret"] = refs.get("VLLM_API_KEY") or ""
+    out["api_key_secret"] = refs.get("VLLM_API_KEY") or ""  # the engine's own variable: _engines.Engine.live
+    out["secret_refs"] = refs
     # The role configuration it was applied with (the haw-icc.de/settings annotation), {} without.
     try:
         out["settings"] = json.loads((meta.get("annotations") or {}).get(SETTINGS) or "{}")

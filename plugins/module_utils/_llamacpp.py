@@ -1,9 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: haw_icc.llm contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The rules and the command line of llama.cpp's ``llama-server`` (issue 12; not yet in the
-engine registry, the role and the sandbox come next). One file for the engine, built from the
-shared validators of ``_engine``; nothing of the vLLM or TGI rules changes for it.
+"""The rules and the command line of llama.cpp's ``llama-server``, the engine ``llamacpp`` of the
+registry (``_engines.Llamacpp``). One file for the engine, built from the shared validators of
+``_engine``; nothing of the vLLM or TGI rules changes for it.
 
 Facts (docs/research/llamacpp.md): build b11312 (commit 0c1e57098, the llama.cpp that the pinned
 llama-cpp-python 0.3.36 vendors); only its CUDA 12 images carry compute capability 7.0 (as PTX,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _memory
+from ansible_collections.haw_icc.llm.plugins.module_utils._flags_llamacpp import LLAMACPP_FLAGS
 
 PREFIX = "llamacpp_"
 BUILD = 11312
@@ -77,16 +78,16 @@ def gguf_bits(model, model_file=""):
     return GGUF_BITS.get(quant) if quant else None
 
 
-def memory_fit(cfg, memory_fraction=0.9):
+def memory_fit(cfg, memory_fraction=0.9, variable_prefix=PREFIX):
     """The memory fit of the GGUF file: its bits per weight, and the KV cache of ``ctx_size`` tokens
     (the slots share that context; llama.cpp keeps K and V in 16 bit unless told otherwise), split over
     the GPUs. The model's size comes from the repository's name (e.g. Qwen2.5-7B-Instruct-GGUF)."""
     repo = model_spec(cfg.get("model"))[0]
     bits = gguf_bits(cfg.get("model"), cfg.get("model_file") or "")
     return _memory.memory_fit(repo, cfg.get("gpu_type"), cfg.get("gpu_count") or 1, max_model_len=cfg.get("ctx_size"),
-                              memory_fraction=memory_fraction, variable_prefix=PREFIX, bits=bits or 16.0,
+                              memory_fraction=memory_fraction, variable_prefix=variable_prefix, bits=bits or 16.0,
                               length_var=PREFIX + "ctx_size",
-                              smaller="a smaller GGUF type (e.g. %smodel 'user/model:Q4_K_M')" % PREFIX)
+                              smaller="a smaller GGUF type (e.g. %smodel 'user/model:Q4_K_M')" % variable_prefix)
 
 
 def check_image(report, image, gpu_info):
@@ -123,9 +124,9 @@ def check_image(report, image, gpu_info):
                     % (PREFIX, image, BUILD, build))
 
 
-def check(cfg, flags=None):
+def check(cfg, flags=LLAMACPP_FLAGS):
     """Check a llama.cpp configuration (keys without the prefix). ``flags``: llama-server's flag table
-    for ``extra_args`` (None until the generated table exists). Returns an ``_engine.Report``."""
+    for ``extra_args`` (generated from the real binary, ``_flags_llamacpp``). Returns an ``_engine.Report``."""
     report = _engine.Report()
     p = PREFIX
     _engine.check_common(report, cfg, p, DEFAULT_IMAGE)

@@ -23,7 +23,7 @@ import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _memory
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
 from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
 
 MISSING = object()
@@ -39,6 +39,8 @@ WHOLE_NUMBERS = (
     ("icc_max_total_tokens", "a number of tokens such as 4096"),
     ("vllm_max_model_len", "a number of tokens such as 4096"),
     ("tgi_max_total_tokens", "a number of tokens such as 4096"),
+    ("llamacpp_gpu_count", "a number of GPUs from 1 to 4, e.g. 2"),
+    ("llamacpp_ctx_size", "a number of tokens such as 8192"),
     ("icc_max_input_length", "a number of tokens such as 2048"),
     ("tgi_max_input_tokens", "a number of tokens such as 2048"),
 )
@@ -216,7 +218,8 @@ def resolve(inputs, engine, defaults, base="inventory", request=None, live=None,
                                  strict=False),
         "webui": boolean(inputs.get("icc_webui", True), strict=False),
         "webui_name": inputs.get("webui_name", "webui"),
-        "memory_fraction": inputs.get(p + fraction_var, keep.get(fraction_var, fraction_default)),
+        "memory_fraction": (inputs.get(p + fraction_var, keep.get(fraction_var, fraction_default)) if fraction_var
+                            else fraction_default),
         "wait_timeout": _int(wait_timeout if wait_timeout is not None
                              else inputs.get(p + "wait_timeout", defaults.get(p + "wait_timeout", 2700)), 2700),
         # Secret references (names only): the user's own, else (scale, change_model) those of the
@@ -262,9 +265,12 @@ def checks(inputs, engine, llm, names, cfg):
     for err in rules["errors"]:
         var = err.split("=", 1)[0]
         refusals.append("%s -> %s" % (names[var], err) if var in names else err)
-    fit = _memory.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
-                             str(llm["quantization"] or ""), str(cfg.get("dtype") or ""),
-                             int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_")
+    if llm["quantization"] and not engine.var("quantization"):
+        refusals.append("%s=%s: %s takes no quantization setting. Use %s (the GGUF type is part of the model, "
+                        "e.g. 'user/model-GGUF:Q4_K_M'), and icc_quantization ''." % (
+                            names.get(p + "quantization", "icc_quantization"), llm["quantization"], engine.display,
+                            names.get(p + "model", "icc_model")))
+    fit = engine.memory_fit(llm, cfg)
     if fit["verdict"] == "refuse" and boolean(inputs.get("icc_memory_check", True), strict=False):
         refusals.append("%s=%s: %s (icc_memory_check=false skips this estimate)"
                         % (names.get(p + "model", "icc_model"), llm["model"], fit["message"]))

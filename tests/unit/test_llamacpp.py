@@ -105,3 +105,84 @@ def test_memory_fit_uses_the_gguf_bits():
     f16 = L.memory_fit(cfg(model=QWEN + ":F16"))
     assert f16["verdict"] == "refuse" and "a smaller GGUF type" in f16["message"], f16
     assert L.memory_fit(cfg(model=QWEN + ":F16", gpu_count=2, gpu_type="gpu-tesla-v100s"))["verdict"] != "refuse"
+
+
+# --- the engine of the registry: plan, objects, live Deployment ---------------------------------------
+
+import pathlib  # noqa: E402
+
+import yaml  # noqa: E402
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _manifests, _plan  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SMOL = "bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M"
+ENGINE = _engines.get("llamacpp")
+
+
+def role_defaults():
+    return yaml.safe_load((REPO / "roles" / "llamacpp" / "defaults" / "main.yml").read_text())
+
+
+def host(**values):
+    values.setdefault("icc_engine", "llamacpp")
+    return _plan.Inputs(lambda name: values.get(name, _plan.MISSING), "wstu002-default")
+
+
+def planned(base="inventory", request=None, live=None, **values):
+    inp = host(**values)
+    llm, names = _plan.resolve(inp, ENGINE, role_defaults(), base, request, live)
+    return inp, llm, names, _plan.role_config(inp, ENGINE, role_defaults(), llm)
+
+
+def test_icc_variables_become_the_llamacpp_role_configuration():
+    _inp, llm, names, cfg = planned(icc_model=SMOL, icc_max_total_tokens=4096, icc_gpu_count=2)
+    assert cfg["model"] == SMOL and cfg["served_model_name"] == SMOL and cfg["ctx_size"] == 4096
+    assert cfg["gpu_count"] == 2 and names["llamacpp_model"] == "icc_model"
+    assert names["llamacpp_ctx_size"] == "icc_max_total_tokens"
+    args = ENGINE.args(cfg)
+    assert args[args.index("--split-mode") + 1] == "layer" and args[args.index("--gpu-layers") + 1] == "all"
+    assert ENGINE.check(cfg)["errors"] == []
+
+
+def test_the_plan_refuses_icc_quantization_and_a_model_without_a_gguf_type_naming_icc_variables():
+    inp, llm, names, cfg = planned(icc_model="Qwen/Qwen2.5-7B-Instruct", icc_quantization="gptq")
+    refusals, _warnings, _fit = _plan.checks(inp, ENGINE, llm, names, cfg)
+    text = " ".join(refusals)
+    assert "icc_quantization=gptq: llama.cpp takes no quantization setting" in text
+    assert "icc_model -> llamacpp_model='Qwen/Qwen2.5-7B-Instruct': no GGUF file chosen" in text
+
+
+def test_the_memory_fit_uses_the_gguf_bits_and_names_icc_variables():
+    inp, llm, names, cfg = planned(icc_model="bartowski/Qwen2.5-72B-Instruct-GGUF:Q4_K_M")
+    refusals, _w, fit = _plan.checks(inp, ENGINE, llm, names, cfg)
+    assert fit["bits"] == GGUF_Q4KM and fit["verdict"] == "refuse"
+    assert any("icc_gpu_count" in r and "icc_memory_check=false" in r for r in refusals)
+    inp, llm, names, cfg = planned(icc_model="bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M")
+    assert _plan.checks(inp, ENGINE, llm, names, cfg)[2]["verdict"] == "fits"
+
+
+GGUF_Q4KM = L.GGUF_BITS["Q4_K_M"]
+
+
+def test_the_deployment_reads_back_as_what_the_plan_applied():
+    _inp, llm, _names, cfg = planned(icc_model=SMOL, icc_max_total_tokens=4096, llamacpp_parallel=2,
+                                     llamacpp_api_key_secret="my-key")
+    cfg.update(api_key_secret="my-key")
+    objects = _manifests.engine_objects(ENGINE, cfg, key_secret="my-key")
+    dep = [o for o in objects if o["kind"] == "Deployment"][0]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    env = dict((e["name"], e.get("value") or e["valueFrom"]["secretKeyRef"]["name"]) for e in container["env"])
+    assert env["LLAMA_API_KEY"] == "my-key" and env["LLAMA_CACHE"] == "/models"
+    assert container["volumeMounts"][0] == {"name": "cache", "mountPath": "/models"}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    live = ENGINE.live(dep)
+    assert (live["engine"], live["model"], live["served_model_name"], live["max_len"]) == ("llamacpp", SMOL, SMOL, 4096)
+    assert live["api_key_secret"] == "my-key" and live["settings"]["parallel"] == 2
+    # scale from it: the slots and the key stay, the split follows the GPUs
+    llm2, _names2 = _plan.resolve(host(), ENGINE, role_defaults(), "live", {"gpu_count": 2}, live)
+    cfg2 = _plan.role_config(host(), ENGINE, role_defaults(), llm2)
+    assert llm2["carried"] == {"parallel": 2} and llm2["api_key_secret"] == "my-key"
+    assert cfg2["ctx_size"] == 4096 and cfg2["model"] == SMOL and cfg2["gpu_count"] == 2
+    change = _plan.changes(llm2, dict(live, max_model_len=live["max_len"]), cfg2, live["settings"])
+    assert change["restart"] and {"setting": "gpu_count", "from": 1, "to": 2} in change["changes"]

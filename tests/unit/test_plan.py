@@ -38,7 +38,7 @@ def plan(engine="vllm", base="inventory", request=None, live=None, **values):
 
 
 def test_registry_knows_each_engine_and_its_role_variables():
-    assert _engines.names() == ["vllm", "tgi"]
+    assert _engines.names() == ["vllm", "tgi", "llamacpp"]
     vllm, tgi = _engines.get("vllm"), _engines.get("tgi")
     assert vllm.var("max_model_len") == "vllm_max_model_len" and tgi.var("max_model_len") == "tgi_max_total_tokens"
     assert vllm.var("quantization") == "vllm_quantization" and tgi.var("quantization") == "tgi_quantize"
@@ -46,16 +46,19 @@ def test_registry_knows_each_engine_and_its_role_variables():
     assert vllm.role_vars_of("model") == ["vllm_model", "vllm_served_model_name"]
     assert vllm.api_key and not tgi.api_key
     assert _engines.get("ollama") is None
+    llama = _engines.get("llamacpp")
+    assert llama.var("max_model_len") == "llamacpp_ctx_size" and llama.var("quantization") is None
+    assert llama.api_key and llama.api_key_env == "LLAMA_API_KEY"
 
 
-@pytest.mark.parametrize("engine", ["vllm", "tgi"])
+@pytest.mark.parametrize("engine", ["vllm", "tgi", "llamacpp"])
 def test_every_setting_variable_is_a_role_default(engine):
     """The registry names no variable its role does not have (one source of truth: the role)."""
     e, d = _engines.get(engine), defaults(engine)
     for setting in _engines.COMMON_VARS:
         for var in e.role_vars_of(setting):
             assert var in d, var
-    assert e.prefix + e.memory_fraction[0] in d
+    assert e.memory_fraction[0] is None or e.prefix + e.memory_fraction[0] in d
 
 
 def test_inventory_settings_and_their_user_names():
