@@ -34,6 +34,7 @@ test: env build
 	@bash hack/tools.sh
 	@bash hack/sandbox-venv.sh vllm >/dev/null
 	@bash hack/sandbox-venv.sh webui >/dev/null
+	@bash hack/llama-server.sh >/dev/null
 	@bash hack/test.sh
 
 bench: bench-report

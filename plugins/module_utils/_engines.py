@@ -33,6 +33,17 @@ COMMON_VARS = {
 }
 
 
+# The figures read from an engine's /metrics (llm_health, gpu_monitor), and how each is read: a gauge
+# as it is, a counter as a rate between two samples, a histogram as the mean of its _sum / _count.
+METRIC_KINDS = {
+    "requests_running": "gauge", "requests_waiting": "gauge", "kv_cache_usage": "gauge",  # (fraction 0..1)
+    "prompt_tokens": "counter", "generation_tokens": "counter", "requests_total": "counter",
+    "requests_succeeded": "counter", "preemptions": "counter",
+    "time_to_first_token": "histogram", "e2e_request_latency": "histogram", "time_per_output_token": "histogram",
+    "inter_token_latency": "histogram", "generated_tokens": "histogram",
+}
+
+
 class Engine(object):
     """An LLM engine the collection can deploy. Subclasses fill in the class attributes."""
 
@@ -51,6 +62,9 @@ class Engine(object):
     api_key_env = None     # the environment variable it reads that key from
     # Role variables that are not part of the engine configuration the rules check.
     not_config = ("hf_token", "api_key", "state", "purge", "wait", "cache_storage_class")
+    # Its /metrics: what a figure is called there (candidates in order of preference), by METRIC_KINDS.
+    metric_prefix = None
+    metrics = {}
 
     @property
     def prefix(self):
@@ -111,6 +125,19 @@ class Vllm(Engine):
     memory_fraction = ("gpu_memory_utilization", 0.9)
     api_key = True
     api_key_env = "VLLM_API_KEY"  # vLLM's own variable for --api-key
+    metric_prefix = "vllm:"
+    metrics = {
+        "requests_running": ("vllm:num_requests_running",), "requests_waiting": ("vllm:num_requests_waiting",),
+        # vLLM V1 renamed vllm:gpu_cache_usage_perc (V0) to vllm:kv_cache_usage_perc; both are read.
+        "kv_cache_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+        "prompt_tokens": ("vllm:prompt_tokens_total",), "generation_tokens": ("vllm:generation_tokens_total",),
+        "requests_total": ("vllm:request_success_total",), "requests_succeeded": ("vllm:request_success_total",),
+        "preemptions": ("vllm:num_preemptions_total",),
+        "time_to_first_token": ("vllm:time_to_first_token_seconds",),
+        "e2e_request_latency": ("vllm:e2e_request_latency_seconds",),
+        "time_per_output_token": ("vllm:time_per_output_token_seconds",),
+        "inter_token_latency": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    }
 
     def specific(self, llm):
         return {"served_model_name": llm["model"], "quantization": llm["quantization"],
@@ -137,6 +164,16 @@ class Tgi(Engine):
     display = "TGI"
     cache_path = "/data"
     memory_fraction = ("cuda_memory_fraction", 0.85)
+    metric_prefix = "tgi_"
+    metrics = {
+        "requests_running": ("tgi_batch_current_size",), "requests_waiting": ("tgi_queue_size",),
+        "prompt_tokens": ("tgi_request_input_length_sum",), "generation_tokens": ("tgi_request_generated_tokens_sum",),
+        "requests_total": ("tgi_request_count",), "requests_succeeded": ("tgi_request_success",),
+        "e2e_request_latency": ("tgi_request_duration",),
+        "time_per_output_token": ("tgi_request_mean_time_per_token_duration",),
+        "inter_token_latency": ("tgi_request_mean_time_per_token_duration",),
+        "generated_tokens": ("tgi_request_generated_tokens",),
+    }
 
     def specific(self, llm):
         return {"quantize": llm["quantization"], "max_total_tokens": int(llm["max_model_len"]),
@@ -167,6 +204,12 @@ class Llamacpp(Engine):
     # llama.cpp allocates what the weights and the context need, no fraction of the GPU: the fit
     # counts 95 % of it as usable (the CUDA context and compute buffers take the rest).
     memory_fraction = (None, 0.95)
+    # llama-server b11312 (--metrics): no KV-cache gauge, no request counter and no histograms.
+    metric_prefix = "llamacpp:"
+    metrics = {
+        "requests_running": ("llamacpp:requests_processing",), "requests_waiting": ("llamacpp:requests_deferred",),
+        "prompt_tokens": ("llamacpp:prompt_tokens_total",), "generation_tokens": ("llamacpp:tokens_predicted_total",),
+    }
 
     def check(self, cfg):
         return _llamacpp.check(cfg).as_dict()
@@ -187,15 +230,28 @@ class Llamacpp(Engine):
         cur = Engine.live(self, deployment)
         if cur is None:
             return None
-        argv = _live.command_args(((deployment.get("spec") or {}).get("template") or {}).get("spec") or {})
-        flags = dict(zip(argv, argv[1:]))
-        cur["model"] = cur["settings"].get("model") or flags.get("--hf-repo")
-        cur["served_model_name"] = flags.get("--alias") or cur["model"]
-        cur["max_len"] = int(flags["--ctx-size"]) if str(flags.get("--ctx-size", "")).isdigit() else None
+        cur["model"] = cur["settings"].get("model") or cur["model"]  # with --hf-file: the repository alone
         return cur
 
 
 ENGINES = dict((e.name, e) for e in (Vllm(), Tgi(), Llamacpp()))
+
+
+def metric_names(figure):
+    """The /metrics names of ``figure`` (a key of METRIC_KINDS) over every engine, in the order of the
+    registry (an engine's /metrics has only its own)."""
+    out = []
+    for engine in ENGINES.values():
+        out += [n for n in engine.metrics.get(figure, ()) if n not in out]
+    return tuple(out)
+
+
+def metric_engine(names_):
+    """The engine whose metric prefix the metric names ``names_`` carry, or None."""
+    for engine in ENGINES.values():
+        if any(n.startswith(engine.metric_prefix) for n in names_):
+            return engine
+    return None
 
 
 def names():

@@ -17,6 +17,7 @@ import json
 import math
 import time
 
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import (
     AuthenticationError, IccError, PermissionDeniedError)
 from ansible_collections.haw_icc.llm.plugins.module_utils._metrics import parse_prometheus
@@ -64,24 +65,15 @@ BENIGN_THROTTLE = ("gpu_idle", "applications_clocks_setting", "display_clock_set
 
 # Engine figures per sample. Gauges are read as they are; counters become rates per second
 # between two samples; histograms become the mean of the observations made between two samples.
-ENGINE_GAUGES = [
-    ("requests_running", ("vllm:num_requests_running", "tgi_batch_current_size")),
-    ("requests_waiting", ("vllm:num_requests_waiting", "tgi_queue_size")),
-    # vLLM V1 renamed vllm:gpu_cache_usage_perc to vllm:kv_cache_usage_perc; both are a fraction 0..1.
-    ("kv_cache_usage_pct", ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")),
-]
-ENGINE_COUNTERS = [
-    ("prompt_tokens_per_s", ("vllm:prompt_tokens_total", "tgi_request_input_length_sum")),
-    ("generation_tokens_per_s", ("vllm:generation_tokens_total", "tgi_request_generated_tokens_sum")),
-    ("requests_per_s", ("vllm:request_success_total", "tgi_request_success")),
-]
-ENGINE_HISTOGRAMS = [
-    ("ttft_mean_s", ("vllm:time_to_first_token_seconds",)),
-    ("e2e_latency_mean_s", ("vllm:e2e_request_latency_seconds", "tgi_request_duration")),
-    ("inter_token_latency_mean_s", ("vllm:inter_token_latency_seconds",
-                                    "vllm:time_per_output_token_seconds",
-                                    "tgi_request_mean_time_per_token_duration")),
-]
+ENGINE_GAUGES = [("requests_running", _engines.metric_names("requests_running")),
+                 ("requests_waiting", _engines.metric_names("requests_waiting")),
+                 ("kv_cache_usage_pct", _engines.metric_names("kv_cache_usage"))]  # a fraction 0..1 there
+ENGINE_COUNTERS = [("prompt_tokens_per_s", _engines.metric_names("prompt_tokens")),
+                   ("generation_tokens_per_s", _engines.metric_names("generation_tokens")),
+                   ("requests_per_s", _engines.metric_names("requests_succeeded"))]
+ENGINE_HISTOGRAMS = [("ttft_mean_s", _engines.metric_names("time_to_first_token")),
+                     ("e2e_latency_mean_s", _engines.metric_names("e2e_request_latency")),
+                     ("inter_token_latency_mean_s", _engines.metric_names("inter_token_latency"))]
 
 COLUMNS = (["timestamp", "elapsed_s", "sample", "namespace", "pod", "pod_restarts"]
            + [col for _f, col, _k in GPU_FIELDS]

@@ -40,12 +40,16 @@ def pod_spec(pod):
     request = _count((res.get("requests") or {}).get(GPU_RESOURCE, limit))
     args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     tp_given = any(a in _TP_FLAGS or a.split("=", 1)[0] in _TP_FLAGS for a in args)
+    # llama-server splits the model over every GPU it sees unless --split-mode none.
+    split = [b for a, b in zip(args, args[1:]) if a in ("--split-mode", "-sm")]
+    split_over_all = bool(split) and split[-1] != "none"
     cmd = command_settings(container)
     shm = [v["emptyDir"].get("sizeLimit", "") for v in spec.get("volumes") or []
            if (v.get("emptyDir") or {}).get("medium") == "Memory"]
     return {"container": container.get("name"), "gpu_request": request, "gpu_limit": limit,
-            "parallel": int(cmd["tensor_parallel"] or 1) if tp_given else 1,
-            "parallel_arg": "tensor-parallel-size / num-shard" if tp_given else "none (1)",
+            "parallel": int(cmd["tensor_parallel"] or 1) if tp_given else request if split_over_all else 1,
+            "parallel_arg": ("tensor-parallel-size / num-shard" if tp_given else
+                             "split-mode %s (every GPU of the pod)" % split[-1] if split_over_all else "none (1)"),
             "model": cmd["served_model_name"] or "", "shm_limit": shm[0] if shm else "",
             "node": spec.get("nodeName") or "-"}
 

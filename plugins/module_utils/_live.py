@@ -20,24 +20,22 @@ _LIVE_FLAGS = {
     "--max-model-len": "max_model_len", "--max-total-tokens": "max_total_tokens",
     "--max-input-tokens": "max_input_tokens", "--tensor-parallel-size": "tensor_parallel", "-tp": "tensor_parallel",
     "--num-shard": "tensor_parallel", "--dtype": "dtype",
+    # llama-server: -hf user/model[:quant], --alias, --ctx-size (the context of all its slots)
+    "--hf-repo": "model", "-hf": "model", "-hfr": "model", "--alias": "served_model_name", "-a": "served_model_name",
+    "--ctx-size": "ctx_size", "-c": "ctx_size",
 }
-_LIVE_INTS = ("max_model_len", "max_total_tokens", "max_input_tokens", "tensor_parallel")
-
-
-def command_args(pod_spec):
-    """The first container's command and args of a pod spec, as strings."""
-    container = (pod_spec.get("containers") or [{}])[0]
-    return [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+_LIVE_INTS = ("max_model_len", "max_total_tokens", "max_input_tokens", "tensor_parallel", "ctx_size")
 
 
 def command_settings(container):
     """The settings an engine container's command line says (the one parser of it, for the plan,
-    status and test_gpu): model (``--model``, ``--model-id``, ``--model=...`` or vLLM's ``serve
-    <model>``), served_model_name, quantization, max_model_len, max_total_tokens, max_input_tokens,
-    tensor_parallel (1 unless given) and dtype; None for what the command line does not say."""
+    status and test_gpu): model (``--model``, ``--model-id``, ``--model=...``, vLLM's ``serve
+    <model>`` or llama-server's ``--hf-repo``), served_model_name, quantization, max_model_len,
+    max_total_tokens, max_input_tokens, tensor_parallel (1 unless given), dtype and ctx_size; None for
+    what the command line does not say."""
     args = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     out = {"model": None, "served_model_name": None, "quantization": "", "max_model_len": None,
-           "max_total_tokens": None, "max_input_tokens": None, "tensor_parallel": 1, "dtype": None}
+           "max_total_tokens": None, "max_input_tokens": None, "tensor_parallel": 1, "dtype": None, "ctx_size": None}
     i = 0
     while i < len(args):
         arg = args[i]

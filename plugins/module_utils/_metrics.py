@@ -1,35 +1,29 @@
 # -*- coding: utf-8 -*-
 # Copyright: haw_icc.llm contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Prometheus text format (``/metrics`` of vLLM and TGI) parsed into a small dict for llm_health."""
+"""Prometheus text format (``/metrics`` of the engines) parsed into a small dict for llm_health."""
 
 from __future__ import annotations
 
 import math
 import re
 
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
+
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?\s*$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
-# (our key, candidate metric names in order of preference). vLLM renamed the KV-cache gauge from
-# vllm:gpu_cache_usage_perc (V0) to vllm:kv_cache_usage_perc (V1); both are read.
-GAUGES = [
-    ("requests_running", ("vllm:num_requests_running", "tgi_batch_current_size")),
-    ("requests_waiting", ("vllm:num_requests_waiting", "tgi_queue_size")),
-    ("kv_cache_usage", ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")),
-    ("prompt_tokens_total", ("vllm:prompt_tokens_total",)),
-    ("generation_tokens_total", ("vllm:generation_tokens_total",)),
-    ("requests_total", ("tgi_request_count", "vllm:request_success_total")),
-    ("requests_succeeded_total", ("tgi_request_success", "vllm:request_success_total")),
-    ("preemptions_total", ("vllm:num_preemptions_total",)),
-]
+# (our key, candidate metric names in order of preference): from the engine registry, where each
+# engine names its own.
+GAUGES = [(key, _engines.metric_names(figure)) for key, figure in (
+    ("requests_running", "requests_running"), ("requests_waiting", "requests_waiting"),
+    ("kv_cache_usage", "kv_cache_usage"), ("prompt_tokens_total", "prompt_tokens"),
+    ("generation_tokens_total", "generation_tokens"), ("requests_total", "requests_total"),
+    ("requests_succeeded_total", "requests_succeeded"), ("preemptions_total", "preemptions"))]
 # Histograms whose _sum/_count give a mean.
-HISTOGRAMS = [
-    ("time_to_first_token_mean_s", ("vllm:time_to_first_token_seconds",)),
-    ("e2e_request_latency_mean_s", ("vllm:e2e_request_latency_seconds", "tgi_request_duration")),
-    ("time_per_output_token_mean_s", ("vllm:time_per_output_token_seconds", "tgi_request_mean_time_per_token_duration")),
-    ("generated_tokens_mean", ("tgi_request_generated_tokens",)),
-]
+HISTOGRAMS = [(key, _engines.metric_names(figure)) for key, figure in (
+    ("time_to_first_token_mean_s", "time_to_first_token"), ("e2e_request_latency_mean_s", "e2e_request_latency"),
+    ("time_per_output_token_mean_s", "time_per_output_token"), ("generated_tokens_mean", "generated_tokens"))]
 
 
 def parse_prometheus(text):
@@ -59,12 +53,8 @@ def _total(samples, name):
 
 def summarize(samples):
     """Engine-independent figures from parsed samples, plus the engine's own names (``raw``)."""
-    engine = "unknown"
-    if any(n.startswith("vllm:") for n in samples):
-        engine = "vllm"
-    elif any(n.startswith("tgi_") for n in samples):
-        engine = "tgi"
-    out = dict(engine=engine)
+    found = _engines.metric_engine(samples)
+    out = dict(engine=found.name if found else "unknown")
     for key, names in GAUGES:
         for name in names:
             value = _total(samples, name)
@@ -79,5 +69,6 @@ def summarize(samples):
                 out[key] = total / count
                 break
     out["raw"] = dict((name, _total(samples, name)) for name in sorted(samples)
-                      if name.startswith(("vllm:", "tgi_")) and not name.endswith("_bucket"))
+                      if name.startswith(tuple(e.metric_prefix for e in _engines.ENGINES.values()))
+                      and not name.endswith("_bucket"))
     return out

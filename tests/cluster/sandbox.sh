@@ -12,7 +12,8 @@
 #
 # Environment: SANDBOX_DIR (run directory, default <repo>/.sandbox), SANDBOX_ENGINE=0 (no LLM),
 # SANDBOX_CLASS_SIZE (class student namespaces, default 30), SANDBOX_*_PORT (see below),
-# SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod and an engine process of its
+# SANDBOX_VLLM_CHECKS=1 (vLLM 0.8.5's own start-up checks on every vLLM pod, the real llama-server for every
+# llama.cpp pod (pod_llamacpp.py, built by hack/llama-server.sh if missing) and an engine process of its
 # own for every engine pod, pod_runner.py and pod_engines.py; needs the vLLM venv of hack/sandbox-venv.sh vllm,
 # which it builds if missing; `make test` sets it), SANDBOX_WEBUI=0 (no real Open WebUI for WebUI pods;
 # default 1: pod_runner.py and pod_webui.py run Open WebUI 0.6.18 from the venv of hack/sandbox-venv.sh webui).
@@ -196,7 +197,8 @@ kwok_config() {
   k=$(kwok_source)
   # kwok's pod-ready stage waits for pod_runner.py on the pods it runs something for: engine pods with
   # the vLLM checks, WebUI pods with the real WebUI (the patterns are jq regexes inside a YAML scalar).
-  [ "$vllm_checks" = 1 ] && images+=('^(docker\\.io/)?vllm/vllm-openai(:|@|$)' '^ghcr\\.io/huggingface/text-generation-inference(:|@|$)')
+  [ "$vllm_checks" = 1 ] && images+=('^(docker\\.io/)?vllm/vllm-openai(:|@|$)' '^ghcr\\.io/huggingface/text-generation-inference(:|@|$)'
+                                     '^ghcr\\.io/ggml-org/llama\\.cpp(:|@|$)')
   [ "$webui" = 1 ] && images+=('^ghcr\\.io/open-webui/open-webui(:|@|$)')
   if [ ${#images[@]} -gt 0 ]; then
     gate="$run/kwok-gate.yaml.part"
@@ -309,6 +311,8 @@ up() {
   local crds=() runner_args=()
   if [ "$vllm_checks" = 1 ]; then
     runner_args+=(--vllm-python "$(bash "$repo/hack/sandbox-venv.sh" vllm | tail -1)/bin/python")
+    # llama.cpp pods run the real llama-server (built once from the pinned llama-cpp-python's source).
+    runner_args+=(--llama-server "$(bash "$repo/hack/llama-server.sh" | tail -1)")
   fi
   if [ "$webui" = 1 ]; then
     runner_args+=(--webui-venv "$(bash "$repo/hack/sandbox-venv.sh" webui | tail -1)")

@@ -37,6 +37,10 @@ def test_spec_reads_the_command_line_once():
     assert tgi["parallel"] == 1 and tgi["model"] == "org/t" and tgi["parallel_arg"].startswith("tensor")
     none = _gpu_test.pod_spec(pod(["--model", "org/m"], gpus=1))
     assert none["parallel"] == 1 and none["parallel_arg"] == "none (1)"
+    llama = _gpu_test.pod_spec(pod(["--hf-repo", "org/m-GGUF:Q4_K_M", "--alias", "m", "--split-mode", "layer"], gpus=2))
+    assert (llama["parallel"], llama["parallel_arg"], llama["model"]) == (2, "split-mode layer (every GPU of the pod)", "m")
+    one = _gpu_test.pod_spec(pod(["--hf-repo", "org/m-GGUF:Q4_K_M", "--split-mode", "none"], gpus=1))
+    assert one["parallel"] == 1 and one["parallel_arg"] == "none (1)" and one["model"] == "org/m-GGUF:Q4_K_M"
 
 
 def test_output_sections_gpus_and_shm():

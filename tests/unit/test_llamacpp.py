@@ -1,5 +1,5 @@
-"""The llama.cpp engine's rules and command line (plugins/module_utils/_llamacpp.py), issue 12.
-Not in the registry yet: these are the pure parts the role will use."""
+"""The llama.cpp engine: its rules and command line (plugins/module_utils/_llamacpp.py) and its entry
+in the engine registry (_engines.Llamacpp) through the plan, the manifests and the live parser."""
 
 from __future__ import annotations
 
@@ -186,3 +186,43 @@ def test_the_deployment_reads_back_as_what_the_plan_applied():
     assert cfg2["ctx_size"] == 4096 and cfg2["model"] == SMOL and cfg2["gpu_count"] == 2
     change = _plan.changes(llm2, dict(live, max_model_len=live["max_len"]), cfg2, live["settings"])
     assert change["restart"] and {"setting": "gpu_count", "from": 1, "to": 2} in change["changes"]
+
+
+# --- its /metrics (the names llama-server b11312 prints, from the sandbox's real binary) ----------------
+
+LLAMA_METRICS = """# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed, excluding cached tokens
+# TYPE llamacpp:prompt_tokens_total counter
+llamacpp:prompt_tokens_total %(prompt)d
+# TYPE llamacpp:prompt_tokens_cached_total counter
+llamacpp:prompt_tokens_cached_total 287
+# TYPE llamacpp:tokens_predicted_total counter
+llamacpp:tokens_predicted_total %(predicted)d
+# TYPE llamacpp:prompt_tokens_seconds gauge
+llamacpp:prompt_tokens_seconds 94.5358
+# TYPE llamacpp:requests_processing gauge
+llamacpp:requests_processing %(running)d
+# TYPE llamacpp:requests_deferred gauge
+llamacpp:requests_deferred 0
+"""
+
+
+def test_llm_health_and_the_monitor_read_llama_servers_metric_names():
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _gpu_monitor, _metrics
+
+    text = LLAMA_METRICS % {"prompt": 49, "predicted": 64, "running": 2}
+    summary = _metrics.summarize(_metrics.parse_prometheus(text))
+    assert summary["engine"] == "llamacpp" and summary["requests_running"] == 2 and summary["requests_waiting"] == 0
+    assert summary["prompt_tokens_total"] == 49 and summary["generation_tokens_total"] == 64
+    assert summary["raw"]["llamacpp:prompt_tokens_cached_total"] == 287
+    first = _gpu_monitor.engine_snapshot(text)
+    later = _gpu_monitor.engine_snapshot(LLAMA_METRICS % {"prompt": 149, "predicted": 264, "running": 1})
+    assert first["known"] and first["names"]["generation_tokens_per_s"] == "llamacpp:tokens_predicted_total"
+    figures, reset = _gpu_monitor.engine_figures(first, later, 10.0)
+    assert figures["generation_tokens_per_s"] == 20.0 and figures["prompt_tokens_per_s"] == 10.0
+    assert figures["requests_running"] == 1 and not reset
+
+
+def test_every_engine_names_only_figures_the_readers_know():
+    for engine in _engines.ENGINES.values():
+        assert engine.metrics and set(engine.metrics) <= set(_engines.METRIC_KINDS), engine.name
+        assert all(n.startswith(engine.metric_prefix) for names in engine.metrics.values() for n in names)
