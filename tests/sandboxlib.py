@@ -611,14 +611,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # pylint: di
         expected = "expected" if c["namespace"] in _VLLM_CHECKS["expected"] else "NOT EXPECTED: a defect"
         line = "  %s/%s, %s: %s (%s)" % (c["namespace"], c["pod"], c["stage"], c["error"], expected)
         terminalreporter.write_line(line)
-    engines = pod_engines()
-    if engines:
+    everything = pod_engines()
+    for what, engines in (
+            ("engine pods (vLLM and TGI) got an engine process of their own (tests/cluster/pod_engines.py)",
+             [e for e in everything if e.get("engine") != "llamacpp"]),
+            ("llama.cpp pods ran the real llama-server from their argv and env (tests/cluster/pod_llamacpp.py)",
+             [e for e in everything if e.get("engine") == "llamacpp"])):
+        if not engines:
+            continue
         seconds = sorted(e["seconds"] for e in engines)
         terminalreporter.write_line(
-            "%d engine pods (vLLM and TGI) got an engine process of their own (tests/cluster/pod_engines.py): "
-            "%d with an API key, %d answered; start to first answer median %.2f s, max %.2f s" % (
-                len(engines), sum(1 for e in engines if e["api_key"]), sum(1 for e in engines if e["answered"]),
-                seconds[len(seconds) // 2], seconds[-1]))
+            "%d %s: %d with an API key, %d answered (%d exited: crash-looping); start to first answer median "
+            "%.2f s, max %.2f s" % (
+                len(engines), what, sum(1 for e in engines if e["api_key"]), sum(1 for e in engines if e["answered"]),
+                sum(1 for e in engines if not e["answered"]), seconds[len(seconds) // 2], seconds[-1]))
 
 
 # --- What a kubelet would give the pod's containers -------------------------------------------------
