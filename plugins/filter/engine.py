@@ -6,7 +6,7 @@
 - ``engine_check(cfg, kind)``: check a role configuration (the role's variables without their prefix)
   with the rules the roles apply; returns ``ok``, ``errors`` (each naming the variable, the bad value
   and what to use instead), ``variables`` and ``warnings``.
-- ``engine_defaults(kind)``: the pinned default image of vllm, tgi or webui.
+- ``engine_defaults(kind)``: the pinned default image of vllm, tgi, llamacpp or webui.
 (The roles themselves check and build their objects in their action plugins, llm_engine and
 llm_webui; the plan's memory fit and live settings are used by llm_plan directly, and the container
 problems by llm_status_info.)
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _engines, _llamacpp
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
 from ansible_collections.haw_icc.llm.plugins.module_utils._text import plain as _plain
 
 
 def engine_check(cfg, kind):
     try:
+        if kind in _engines.ENGINES and kind not in _engine.CHECKS:  # an engine with rules of its own file
+            return _engines.get(kind).check(dict(_plain(cfg) or {}))
         return _engine.check(kind, _plain(cfg))
     except InputError as exc:
         raise AnsibleFilterError(str(exc))
@@ -30,9 +32,9 @@ def engine_check(cfg, kind):
 
 def engine_defaults(kind):
     images = {"vllm": _engine.VLLM_DEFAULT_IMAGE, "tgi": _engine.TGI_DEFAULT_IMAGE,
-              "webui": _engine.WEBUI_DEFAULT_IMAGE}
+              "llamacpp": _llamacpp.DEFAULT_IMAGE, "webui": _engine.WEBUI_DEFAULT_IMAGE}
     if kind not in images:
-        raise AnsibleFilterError("engine_defaults: unknown component %r (vllm, tgi, webui)" % kind)
+        raise AnsibleFilterError("engine_defaults: unknown component %r (%s)" % (kind, ", ".join(images)))
     return {"image": images[kind]}
 
 

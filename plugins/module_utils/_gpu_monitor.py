@@ -445,7 +445,7 @@ class Monitor(object):
             return {}, "not available"
         snap = engine_snapshot(text)
         if not snap["known"]:
-            self.metrics_status = "not available (no vLLM or TGI metrics in /metrics)"
+            self.metrics_status = "not available (no vLLM, TGI or llama.cpp metrics in /metrics)"
             return {}, "not available"
         self.metrics_status = "available"
         self.metrics_names.update(snap["names"])

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a live engine Deployment runs, read from the object: the one parser of an engine's
 command line (``command_settings``, for the plan, status and test_gpu) and the settings of a
-Deployment of the vllm or tgi role (``live_settings``, for scale, change_model and rollbacks)."""
+Deployment of an engine role (``live_settings``, for scale, change_model and rollbacks)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def command_settings(container):
 
 
 def live_settings(deployment):
-    """What an engine Deployment of the vllm or tgi role runs, read from the live object: engine
+    """What an engine Deployment of an engine role runs, read from the live object: engine
     (the app.kubernetes.io/name label), model, served_model_name, quantization, max_model_len,
     max_total_tokens, max_input_tokens, tensor_parallel, dtype (from the container args),
     gpu_count (the GPU limit), shm_size (the /dev/shm sizeLimit), image, and the Secrets its env refers

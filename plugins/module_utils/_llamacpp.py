@@ -87,7 +87,8 @@ def memory_fit(cfg, memory_fraction=0.9, variable_prefix=PREFIX):
     return _memory.memory_fit(repo, cfg.get("gpu_type"), cfg.get("gpu_count") or 1, max_model_len=cfg.get("ctx_size"),
                               memory_fraction=memory_fraction, variable_prefix=variable_prefix, bits=bits or 16.0,
                               length_var=PREFIX + "ctx_size",
-                              smaller="a smaller GGUF type (e.g. %smodel 'user/model:Q4_K_M')" % variable_prefix)
+                              smaller="a smaller GGUF type (e.g. %smodel 'user/model:Q4_K_M')" % variable_prefix,
+                              shared_context=True)
 
 
 def check_image(report, image, gpu_info):
@@ -124,9 +125,11 @@ def check_image(report, image, gpu_info):
                     % (PREFIX, image, BUILD, build))
 
 
-def check(cfg, flags=LLAMACPP_FLAGS):
+def check(cfg, flags=None):
     """Check a llama.cpp configuration (keys without the prefix). ``flags``: llama-server's flag table
-    for ``extra_args`` (generated from the real binary, ``_flags_llamacpp``). Returns an ``_engine.Report``."""
+    for ``extra_args`` (default: the one generated from the real binary, ``_flags_llamacpp``). Returns
+    an ``_engine.Report``."""
+    flags = LLAMACPP_FLAGS if flags is None else flags
     report = _engine.Report()
     p = PREFIX
     _engine.check_common(report, cfg, p, DEFAULT_IMAGE)

@@ -28,8 +28,13 @@ MODEL_TABLE = (
     (r"smollm2-135m", {"params_b": 0.135, "layers": 30, "heads": 9, "kv_heads": 3, "head_dim": 64}),
     (r"smollm2-360m", {"params_b": 0.362, "layers": 32, "heads": 15, "kv_heads": 5, "head_dim": 64}),
     (r"smollm2-1\.7b", {"params_b": 1.71, "layers": 24, "heads": 32, "kv_heads": 32, "head_dim": 64}),
-    (r"qwen2\.5-7b", {"params_b": 7.62, "layers": 28, "heads": 28, "kv_heads": 4, "head_dim": 128}),
-    (r"phi-3-mini", {"params_b": 3.82, "layers": 32, "heads": 32, "kv_heads": 32, "head_dim": 96}),
+    (r"qwen2\.5-(coder-)?3b", {"params_b": 3.09, "layers": 36, "heads": 16, "kv_heads": 2, "head_dim": 128}),
+    (r"qwen2\.5-(coder-)?7b", {"params_b": 7.62, "layers": 28, "heads": 28, "kv_heads": 4, "head_dim": 128}),
+    (r"qwen2\.5-(coder-)?14b", {"params_b": 14.8, "layers": 48, "heads": 40, "kv_heads": 8, "head_dim": 128}),
+    (r"qwen2\.5-(coder-)?32b", {"params_b": 32.8, "layers": 64, "heads": 40, "kv_heads": 8, "head_dim": 128}),
+    (r"gemma-2-9b", {"params_b": 9.24, "layers": 42, "heads": 16, "kv_heads": 8, "head_dim": 256}),
+    (r"mistral-small-24b", {"params_b": 23.6, "layers": 40, "heads": 32, "kv_heads": 8, "head_dim": 128}),
+    (r"phi-3(\.5)?-mini", {"params_b": 3.82, "layers": 32, "heads": 32, "kv_heads": 32, "head_dim": 96}),
 )
 # Bits per weight of each quantization (vLLM and TGI names).
 QUANT_BITS = {"gptq": 4, "awq": 4, "awq_marlin": 4, "gptq_marlin": 4, "marlin": 4, "bitsandbytes": 4,
@@ -82,7 +87,8 @@ def weight_bits(model, quantization="", dtype=""):
 
 
 def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_model_len=4096,
-               memory_fraction=0.9, variable_prefix="icc_", bits=None, length_var=None, smaller=None):
+               memory_fraction=0.9, variable_prefix="icc_", bits=None, length_var=None, smaller=None,
+               shared_context=False):
     """Estimate whether ``model`` fits on ``gpu_count`` GPUs of ``gpu_type`` (tensor parallel: the
     weights and the KV cache are split over the GPUs).
 
@@ -99,7 +105,9 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
 
     ``bits``: the effective bits per weight when the engine knows them (a GGUF file's type; no extra
     for embeddings then); ``length_var``: the variable of the context length in the advice;
-    ``smaller``: the advice for fewer bits (default: a GPTQ variant).
+    ``smaller``: the advice for fewer bits (default: a GPTQ variant); ``shared_context``: the engine
+    allocates the KV cache of ``max_model_len`` tokens once for all its requests (llama.cpp's
+    --ctx-size), so there is no "fewer than 4 sequences" verdict.
     """
     info = GPU_TYPES.get(gpu_type)
     count = int(gpu_count or 1)
@@ -133,8 +141,9 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
     out.update(need_gib=round(need, 2), weights_gib=round(weights, 2), kv_gib=round(kv, 2),
                params_b=facts["params_b"], bits=bits, source=facts["source"])
     desc = ("%s (%.3gB parameters, %s bit) on %d x %s: about %.1f GiB per GPU (weights %.1f GiB, KV cache "
-            "of one %d-token sequence %.2f GiB, overhead %.1f GiB) of %.1f GiB usable"
-            % (model, facts["params_b"], bits, count, info["product"], need, per_gpu_weights, tokens, per_gpu_kv,
+            "of %s %d-token %s %.2f GiB, overhead %.1f GiB) of %.1f GiB usable"
+            % (model, facts["params_b"], bits, count, info["product"], need, per_gpu_weights,
+               "the" if shared_context else "one", tokens, "context" if shared_context else "sequence", per_gpu_kv,
                GPU_OVERHEAD_GIB, budget))
     fix = []
     if count < info["max_per_node"]:
@@ -152,14 +161,15 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
     elif need > budget:
         if facts.get("source") == "table":
             out["verdict"] = "refuse"
-            out["message"] = ("one full-length sequence does not fit: %s. Use a shorter context (%s, the engine's "
-                              "max_model_len), or %s." % (desc, length_var, ", or ".join(fix)))
+            out["message"] = ("%s does not fit: %s. Use a shorter context (%s), or %s." % (
+                "the context" if shared_context else "one full-length sequence", desc,
+                length_var if shared_context else length_var + ", the engine's max_model_len", ", or ".join(fix)))
         else:
             out["verdict"] = "tight"
             out["message"] = ("probably too tight (the KV cache size is a guess without the model's "
                               "architecture): %s. A shorter context (%s) or more GPUs would help."
                               % (desc, length_var))
-    elif per_gpu_weights + 4 * per_gpu_kv + GPU_OVERHEAD_GIB > budget:
+    elif not shared_context and per_gpu_weights + 4 * per_gpu_kv + GPU_OVERHEAD_GIB > budget:
         out["verdict"] = "tight"
         out["message"] = "fits, but with room for fewer than 4 full-length sequences: %s." % desc
     else:

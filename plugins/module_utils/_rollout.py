@@ -17,6 +17,7 @@ import json
 import re
 import time
 
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import ClusterUnreachableError, IccError, PermissionDeniedError
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE, GPU_TYPES, quantity
 from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import CHECKSUM
@@ -46,7 +47,7 @@ _FAIL_WAITING = {
     "CreateContainerError": "the container runtime cannot create the container",
 }
 # The variable that sets the image of the roles' containers (by container name).
-_IMAGE_VARS = {"vllm": "vllm_image", "tgi": "tgi_image", "open-webui": "webui_image"}
+_IMAGE_VARS = dict([(e.name, e.prefix + "image") for e in _engines.ENGINES.values()], **{"open-webui": "webui_image"})
 
 # Per-node reasons of the scheduler ("0/4 nodes are available: 1 node(s) ..., 3 Insufficient ...")
 # that no amount of waiting changes for this pod: its own affinity or selector rules the node out.

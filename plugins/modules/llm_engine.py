@@ -7,12 +7,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: llm_engine
-short_description: Deploy or remove an LLM engine (vLLM, TGI) in one ICC namespace, from its role's variables
+short_description: Deploy or remove an LLM engine (vLLM, TGI, llama.cpp) in one ICC namespace, from its role's variables
 version_added: 0.2.0
 description:
-  - The one core of the engine roles M(haw_icc.llm.vllm) and M(haw_icc.llm.tgi); each role is this
+  - The one core of the engine roles M(haw_icc.llm.vllm), M(haw_icc.llm.tgi) and M(haw_icc.llm.llamacpp); each role is this
     task twice (O(step=apply), then O(step=wait)). Runs on the controller (an action plugin, no module process per step).
-  - Reads the engine role's variables (V(vllm_*), V(tgi_*); see the role's C(meta/argument_specs.yml))
+  - Reads the engine role's variables (V(vllm_*), V(tgi_*), V(llamacpp_*); see the role's C(meta/argument_specs.yml))
     and checks them against the V100 and engine rules; a refusal names the variable, the value and what
     to use, and nothing reaches the cluster.
   - With the role's C(state=present), applies (server-side apply, field manager C(haw-icc-llm)) the
@@ -36,7 +36,7 @@ options:
     description: The engine, and so the role whose variables are read.
     type: str
     required: true
-    choices: [vllm, tgi]
+    choices: [vllm, tgi, llamacpp]
 notes:
   - The Secrets' values are never returned or shown.
 """

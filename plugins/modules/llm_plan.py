@@ -11,7 +11,7 @@ short_description: Plan a deploy, scale or model change of the LLM engine in one
 version_added: 0.2.0
 description:
   - Runs on the controller (an action plugin, no module process) and changes nothing.
-  - Reads the host's variables as the user set them (V(icc_*), V(vllm_*), V(tgi_*), inventory and
+  - Reads the host's variables as the user set them (V(icc_*), V(vllm_*), V(tgi_*), V(llamacpp_*), inventory and
     extra vars), the engine Deployment that runs in the namespace now, and the workflow's request.
   - Returns the wanted engine settings as the fact C(llm), what runs now as C(llm_previous), and what
     will change (RV(plan)), including whether the engine pod, and so the model, restarts.

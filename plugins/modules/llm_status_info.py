@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - Reads the Deployments, Pods, Services, PersistentVolumeClaims labelled
     C(app.kubernetes.io/part-of=haw-icc-llm) and the EndpointSlices of the namespace, one list each.
-  - For every Deployment, the engine (vllm, tgi, webui), the model (from the container's command
+  - For every Deployment, the engine (vllm, tgi, llamacpp, webui), the model (from the container's command
     line), the image, the GPUs (limit), the nodes, the ready pods, the restarts and the age; for every
     Service its ready endpoints; for every PVC its status, size and class.
   - Where the credentials may read nodes, checks that the nodes of the pods exist and are Ready, and

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: haw_icc.llm contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Controller-side: what the role cores ``llm_engine`` (vllm, tgi) and ``llm_webui`` share.
+"""Controller-side: what the role cores ``llm_engine`` (vllm, tgi, llamacpp) and ``llm_webui`` share.
 
 A role core is one action plugin task: read the role's variables, check them (refusing before the
 cluster is touched), apply the objects in-process (``_apply``), show a diff, wait for the rollout
