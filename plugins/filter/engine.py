@@ -7,6 +7,7 @@
   with the rules the roles apply; returns ``ok``, ``errors`` (each naming the variable, the bad value
   and what to use instead), ``variables`` and ``warnings``.
 - ``engine_defaults(kind)``: the pinned default image of vllm, tgi, llamacpp or webui.
+- ``engine_api_key_secret(pod_spec)``: the Secret (``name``, ``key``) an engine pod reads its API key from.
 (The roles themselves check and build their objects in their action plugins, llm_engine and
 llm_webui; the plan's memory fit and live settings are used by llm_plan directly, and the container
 problems by llm_status_info.)
@@ -30,6 +31,13 @@ def engine_check(cfg, kind):
         raise AnsibleFilterError(str(exc))
 
 
+def engine_api_key_secret(pod_spec):
+    """``{"name", "key"}`` of the Secret an engine pod spec (a pod's or a Deployment template's
+    ``spec``) reads its API key from; name '' without one."""
+    name, key = _engines.api_key_ref(_plain(pod_spec))
+    return {"name": name, "key": key}
+
+
 def engine_defaults(kind):
     images = {"vllm": _engine.VLLM_DEFAULT_IMAGE, "tgi": _engine.TGI_DEFAULT_IMAGE,
               "llamacpp": _llamacpp.DEFAULT_IMAGE, "webui": _engine.WEBUI_DEFAULT_IMAGE}
@@ -41,6 +49,7 @@ def engine_defaults(kind):
 class FilterModule(object):
     def filters(self):
         return {
+            "engine_api_key_secret": engine_api_key_secret,
             "engine_check": engine_check,
             "engine_defaults": engine_defaults,
         }

@@ -254,6 +254,13 @@ def metric_engine(names_):
     return None
 
 
+def api_key_ref(pod_spec):
+    """``(Secret name, key)`` of the API key the first container of a pod spec (or a Deployment's pod
+    template spec) reads through any engine's key variable; ``("", "api-key")`` without one."""
+    container = ((pod_spec or {}).get("containers") or [{}])[0]
+    return _live.api_key_ref(container, set(e.api_key_env for e in ENGINES.values() if e.api_key_env))
+
+
 def names():
     """The engine names, the default (vllm) first."""
     return list(ENGINES)

@@ -641,11 +641,18 @@ class KubeSampler(object):
         self._tunnel_pod = None
         self._base_url = None
         self._containers = {}
+        self._key_refs = {}  # pod -> (Secret, key) of the API key its engine reads (VLLM_API_KEY, LLAMA_API_KEY)
+        self._keys = {}
 
     def _describe(self, pod):
         statuses = pod.status.container_statuses or []
         name = self.container or (pod.spec.containers[0].name if pod.spec.containers else None)
         self._containers[pod.metadata.name] = name
+        chosen = [c for c in pod.spec.containers or [] if c.name == name][:1]
+        env = [{"name": e.name, "valueFrom": {"secretKeyRef": {
+            "name": e.value_from.secret_key_ref.name, "key": e.value_from.secret_key_ref.key}}}
+            for c in chosen for e in c.env or [] if e.value_from is not None and e.value_from.secret_key_ref is not None]
+        self._key_refs[pod.metadata.name] = _engines.api_key_ref({"containers": [{"env": env}]})
         restarts = sum(s.restart_count or 0 for s in statuses if s.name == name)
         return {"name": pod.metadata.name, "uid": pod.metadata.uid, "restarts": restarts}
 
@@ -728,14 +735,40 @@ class KubeSampler(object):
         if not self.metrics_url:
             url = self._base_url + self.metrics_path
         try:
-            resp = open_url(url, timeout=self.timeout, validate_certs=False)
+            try:
+                resp = open_url(url, timeout=self.timeout, validate_certs=False, headers=self._auth(pod))
+            except HTTPError as exc:
+                # llama-server guards /metrics with its API key: ask again with the key its Secret holds.
+                if exc.code != 401 or pod in self._keys or not self._key_refs.get(pod, ("",))[0]:
+                    raise
+                self._keys[pod] = self._secret_key(*self._key_refs[pod])
+                resp = open_url(url, timeout=self.timeout, validate_certs=False, headers=self._auth(pod))
             return resp.read().decode("utf-8", "replace")
         except HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise IccError("GET %s of pod %s answered HTTP %s." % (self.metrics_path, pod, exc.code))
+            hint = " (the engine wants its API key, and its pod reads none from a Secret this run may read)" \
+                if exc.code == 401 else ""
+            raise IccError("GET %s of pod %s answered HTTP %s%s." % (self.metrics_path, pod, exc.code, hint))
         except (URLError, OSError, ValueError) as exc:
             raise IccError("GET %s of pod %s failed: %s" % (self.metrics_path, pod, exc))
+
+    def _auth(self, pod):
+        key = self._keys.get(pod)
+        return {"Authorization": "Bearer %s" % key} if key else {}
+
+    def _secret_key(self, name, key):
+        """The API key in the Secret ``name`` (its ``key``), or None when it cannot be read."""
+        import base64
+
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+
+        try:
+            secret = self.kube.call(self.kube.core.read_namespaced_secret, name, self.namespace)
+        except ApiException:
+            return None
+        value = (secret.data or {}).get(key)
+        return base64.b64decode(value).decode("utf-8") if value else None
 
     def close(self):
         if self._tunnel is not None:

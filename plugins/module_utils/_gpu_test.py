@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
 from ansible_collections.haw_icc.llm.plugins.module_utils._live import command_settings
 from ansible_collections.haw_icc.llm.plugins.module_utils._gpu_monitor import split_csv_line
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
@@ -44,6 +45,8 @@ def pod_spec(pod):
     split = [b for a, b in zip(args, args[1:]) if a in ("--split-mode", "-sm")]
     split_over_all = bool(split) and split[-1] != "none"
     cmd = command_settings(container)
+    # The Secret the engine reads its API key from, so that the timed question can use that key.
+    key_secret, key_name = _engines.api_key_ref(spec)
     shm = [v["emptyDir"].get("sizeLimit", "") for v in spec.get("volumes") or []
            if (v.get("emptyDir") or {}).get("medium") == "Memory"]
     return {"container": container.get("name"), "gpu_request": request, "gpu_limit": limit,
@@ -51,6 +54,7 @@ def pod_spec(pod):
             "parallel_arg": ("tensor-parallel-size / num-shard" if tp_given else
                              "split-mode %s (every GPU of the pod)" % split[-1] if split_over_all else "none (1)"),
             "model": cmd["served_model_name"] or "", "shm_limit": shm[0] if shm else "",
+            "api_key_secret": key_secret, "api_key_secret_key": key_name,
             "node": spec.get("nodeName") or "-"}
 
 

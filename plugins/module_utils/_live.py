@@ -27,6 +27,17 @@ _LIVE_FLAGS = {
 _LIVE_INTS = ("max_model_len", "max_total_tokens", "max_input_tokens", "tensor_parallel", "ctx_size")
 
 
+def api_key_ref(container, key_envs):
+    """``(Secret name, key)`` the container reads its API key from: the ``secretKeyRef`` of the first of
+    its env variables named in ``key_envs`` (an engine's VLLM_API_KEY, LLAMA_API_KEY, ...), else ``("",
+    "api-key")``."""
+    for env in (container or {}).get("env") or []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+        if env.get("name") in key_envs and ref.get("name"):
+            return ref["name"], ref.get("key") or "api-key"
+    return "", "api-key"
+
+
 def command_settings(container):
     """The settings an engine container's command line says (the one parser of it, for the plan,
     status and test_gpu): model (``--model``, ``--model-id``, ``--model=...``, vLLM's ``serve

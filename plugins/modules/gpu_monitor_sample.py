@@ -17,9 +17,11 @@ description:
   - nvidia-smi values C([N/A]) and C([Not Supported]) become empty cells; any other text where a number
     belongs fails the sample with a clear message. A pod that is replaced or restarts during the run is
     recorded in C(events) of RV(summary) and sampling goes on with the new pod.
-  - Engine metrics of vLLM and TGI (running and waiting requests, KV-cache use under both vLLM names,
-    prompt and generation token counters as rates, time to first token and latency histograms as means
-    per interval). An engine without C(/metrics) (llama.cpp, for example) is recorded as not available.
+  - Engine metrics of vLLM, TGI and llama.cpp, under each engine's own names (running and waiting
+    requests, KV-cache use under both vLLM names, prompt and generation token counters as rates, time
+    to first token and latency histograms as means per interval). An engine without C(/metrics) is
+    recorded as not available. An engine that guards C(/metrics) with its API key (llama-server) is
+    asked again with the key its pod reads from its Secret.
   - Writes into O(dest) a tidy CSV (one row per sample and GPU, plain numbers, units in the column names,
     ISO 8601 UTC timestamps), a JSON summary (min, mean and max per metric, tokens per second, peak memory,
     throttling, errors, events), a self-contained HTML page with SVG charts, and a PNG of the same charts

@@ -49,15 +49,44 @@ def engine_pod(sandbox, namespace):
     return pod, pod_engine(pod)
 
 
-def test_deploy_scale_and_change_model_run_the_real_llama_server(sandbox):
+def test_deploy_scale_and_change_model_run_the_real_llama_server(sandbox, tmp_path):
     remove_collection(sandbox, NS)
     try:
-        _lifecycle(sandbox)
+        _lifecycle(sandbox, tmp_path)
     finally:
         remove_collection(sandbox, NS)
 
 
-def _lifecycle(sandbox):
+def _operations(sandbox, tmp_path):
+    """test_gpu, monitor and logs on the 2-GPU llama.cpp engine (key from its Secret, metrics named llamacpp:)."""
+    control = pathlib.Path(sandbox.root) / "nvidia-smi-standin.json"
+    saved = control.read_text() if control.exists() else None
+    control.write_text(json.dumps({"gpus": 2}))  # the 2-GPU pod sees 2 GPUs
+    try:
+        gpu = run_playbook("playbooks/test_gpu.yml", limit=NS)
+        assert gpu.rc == 0, gpu.failure_messages() or gpu.stdout[-3000:]
+        report = json.dumps(gpu.data)
+        assert "split-mode layer (every GPU of the pod) = 2, GPUs requested 2" in report
+        assert "[OK] API answers: model %s" % MODEL in report
+        monitor = run_playbook("playbooks/monitor.yml", limit=NS, extra_vars={
+            "gpu_monitor_count": 3, "gpu_monitor_interval": 1, "gpu_monitor_load": True,
+            "gpu_monitor_dest": str(tmp_path / "monitor"), "gpu_monitor_formats": ["csv", "summary"]})
+        assert monitor.rc == 0, monitor.failure_messages() or monitor.stdout[-3000:]
+    finally:
+        if saved is None:
+            control.unlink()
+        else:
+            control.write_text(saved)
+    summary = json.loads(next((tmp_path / "monitor").glob("*.summary.json")).read_text())
+    assert summary["engine"]["metrics"] == "available"
+    assert summary["engine"]["names"]["generation_tokens_per_s"] == "llamacpp:tokens_predicted_total"
+    assert summary["engine"]["generation_tokens_per_s"]["max"] > 0  # the load's tokens, counted by llama-server
+    logs = run_playbook("playbooks/logs.yml", limit=NS, extra_vars={"component": "engine", "logs_lines": 50})
+    assert logs.rc == 0, logs.failure_messages() or logs.stdout[-3000:]
+    assert "llama" in json.dumps(logs.data)
+
+
+def _lifecycle(sandbox, tmp_path):
     # deploy: the plan, the role, and llama-server's own start with the pod's argv and env
     first = run_playbook("playbooks/deploy.yml", limit=NS, extra_vars=dict(BASE, llamacpp_parallel=2, llamacpp_api_key=KEY))
     assert first.rc == 0, first.stdout[-4000:] + first.stderr[-2000:]
@@ -95,6 +124,7 @@ def _lifecycle(sandbox):
     assert container_arg(container, "--ctx-size") == "2048"
     _pod, engine = engine_pod(sandbox, NS)
     assert engine["answered"] and engine["api_key"] and engine["argv"][engine["argv"].index("--split-mode") + 1] == "layer"
+    _operations(sandbox, tmp_path)
 
     # change_model: another GGUF type of the repository; then one that never answers, which is rolled back
     other = REPO_GGUF + ":Q8_0"

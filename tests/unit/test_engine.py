@@ -393,7 +393,7 @@ def test_filter_plugin_exposes_the_same_rules():
     assert filters["engine_check"](tgi_cfg(), "tgi") == {"ok": True, "errors": [], "variables": [],
                                                          "warnings": []}
     assert filters["engine_defaults"]("vllm")["image"] == _engine.VLLM_DEFAULT_IMAGE
-    assert sorted(filters) == ["engine_check", "engine_defaults"]  # the manifests are built in _manifests
+    assert sorted(filters) == ["engine_api_key_secret", "engine_check", "engine_defaults"]  # the manifests are built in _manifests
 
 
 def test_manifest_pieces():

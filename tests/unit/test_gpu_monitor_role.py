@@ -39,7 +39,7 @@ def test_role_choices_match_the_module():
 def test_tasks_use_only_known_variables():
     known = set(load("defaults/main.yml")) | set(load("vars/main.yml")) | {
         "gpu_monitor_result", "gpu_monitor__load_job", "gpu_monitor__load", "gpu_monitor__files",
-        "gpu_monitor__load_lines", "gpu_monitor__refusals", "gpu_monitor__services"}
+        "gpu_monitor__load_lines", "gpu_monitor__refusals", "gpu_monitor__engines", "gpu_monitor__engine", "gpu_monitor__key"}
     used = set(re.findall(r"\bgpu_monitor_[a-z_]+", (ROLE / "tasks" / "main.yml").read_text()))
     used.discard("gpu_monitor_sample")  # the module's name
     assert used <= known, used - known

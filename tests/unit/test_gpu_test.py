@@ -32,12 +32,17 @@ HEALTH = {"model": "org/m", "answer": " Berlin. ", "elapsed": 1.5, "checks": [{"
 def test_spec_reads_the_command_line_once():
     spec = _gpu_test.pod_spec(pod(["--model", "org/m", "--served-model-name", "m", "--tensor-parallel-size", "2"]))
     assert spec == {"container": "vllm", "gpu_request": 2, "gpu_limit": 2, "parallel": 2,
-                    "parallel_arg": "tensor-parallel-size / num-shard", "model": "m", "shm_limit": "16Gi", "node": "gpu-1"}
+                    "parallel_arg": "tensor-parallel-size / num-shard", "model": "m", "shm_limit": "16Gi", "node": "gpu-1",
+                    "api_key_secret": "", "api_key_secret_key": "api-key"}
     tgi = _gpu_test.pod_spec(pod(["--model-id", "org/t", "--num-shard=1"], gpus=1, request=1))
     assert tgi["parallel"] == 1 and tgi["model"] == "org/t" and tgi["parallel_arg"].startswith("tensor")
     none = _gpu_test.pod_spec(pod(["--model", "org/m"], gpus=1))
     assert none["parallel"] == 1 and none["parallel_arg"] == "none (1)"
-    llama = _gpu_test.pod_spec(pod(["--hf-repo", "org/m-GGUF:Q4_K_M", "--alias", "m", "--split-mode", "layer"], gpus=2))
+    keyed = pod(["--hf-repo", "org/m-GGUF:Q4_K_M", "--alias", "m", "--split-mode", "layer"], gpus=2)
+    keyed["spec"]["containers"][0]["env"] = [{"name": "LLAMA_CACHE", "value": "/models"}, {
+        "name": "LLAMA_API_KEY", "valueFrom": {"secretKeyRef": {"name": "llamacpp-api-key", "key": "api-key"}}}]
+    llama = _gpu_test.pod_spec(keyed)
+    assert (llama["api_key_secret"], llama["api_key_secret_key"]) == ("llamacpp-api-key", "api-key")
     assert (llama["parallel"], llama["parallel_arg"], llama["model"]) == (2, "split-mode layer (every GPU of the pod)", "m")
     one = _gpu_test.pod_spec(pod(["--hf-repo", "org/m-GGUF:Q4_K_M", "--split-mode", "none"], gpus=1))
     assert one["parallel"] == 1 and one["parallel_arg"] == "none (1)" and one["model"] == "org/m-GGUF:Q4_K_M"
