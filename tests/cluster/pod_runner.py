@@ -463,7 +463,11 @@ class Runner:
                  "pid": started["pid"], "answered": answered, "seconds": seconds, "time": now()}
         with self.lock, open(self.engine_results, "a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
-        # A pod deleted meanwhile: stop what was started for it.
+        self._ready_unless_gone(pod)
+
+    def _ready_unless_gone(self, pod):
+        """Let the pod become Ready; a pod deleted meanwhile gets what was started for it stopped."""
+        meta = pod["metadata"]
         try:
             current = self._when_api(self.core.read_namespaced_pod, meta["name"], meta["namespace"])
             gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
@@ -515,15 +519,7 @@ class Runner:
         ports = sorted({int(p["containerPort"]) for p in container.get("ports") or [] if p.get("containerPort")} | {8000})
         self._when_api(self.apply_kwok, meta, "portforwards", "PortForward",
                        {"forwards": [{"ports": ports, "target": {"address": "127.0.0.1", "port": server.port}}]})
-        try:
-            current = self._when_api(self.core.read_namespaced_pod, meta["name"], meta["namespace"])
-            gone = current.metadata.uid != meta["uid"] or current.metadata.deletion_timestamp
-        except ApiException:
-            gone = True
-        if gone:
-            self.forget(pod)
-            return
-        self._when_api(self.annotate, pod, "ready")
+        self._ready_unless_gone(pod)
 
     # --- WebUI pods (pod_webui.py) ----------------------------------------------------------------
 
