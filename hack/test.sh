@@ -7,7 +7,8 @@ cd "$repo" || exit 1
 export PATH="$repo/.venv/bin:$PATH" ANSIBLE_CONFIG="$repo/ansible.cfg"
 # A sandbox of its own (own directory and ports), so a running demo is not disturbed.
 export SANDBOX_DIR="$repo/.sandbox-test" SANDBOX_API_PORT=26443 SANDBOX_ETCD_PORT=22379 \
-  SANDBOX_ETCD_PEER_PORT=22380 SANDBOX_KWOK_PORT=20247 SANDBOX_ENGINE_PORT=28000
+  SANDBOX_ETCD_PEER_PORT=22380 SANDBOX_KWOK_PORT=20247 SANDBOX_ENGINE_PORT=28000 \
+  SANDBOX_HUB_PORT=28090
 # Every vLLM pod of the tests runs vLLM 0.8.5's own start-up checks (tests/cluster/pod_runner.py).
 export SANDBOX_VLLM_CHECKS=1
 suites=${TEST_SUITES:-sandbox pytest molecule lint sanity}

@@ -327,6 +327,9 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
                     "ANSIBLE_DEPRECATION_WARNINGS": "0"})
     if verbosity:
         run_env.pop("ANSIBLE_STDOUT_CALLBACK")
+    hub = SANDBOX_DIR / "hub-endpoint"
+    if hub.exists():  # every inventory's preflight reads the sandbox's Hub double (the sandbox's sets icc_hf_endpoint too)
+        run_env["HF_ENDPOINT"] = hub.read_text().strip()
     run_env.update(env or {})
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env,
@@ -448,6 +451,21 @@ def namespace_snapshot(sandbox, namespace, kinds=NAMESPACE_KINDS, kubeconfig=Non
     items = sandbox.kubectl_json("-n", namespace, "get", kinds, kubeconfig=kubeconfig)["items"]
     return {"%s/%s" % (i["kind"], i["metadata"]["name"]): i["metadata"]["resourceVersion"] for i in items
             if not (i["kind"] == "Secret" and i.get("type") == "kubernetes.io/service-account-token")}
+
+
+def hub_endpoint():
+    """The URL of the sandbox's Hugging Face Hub double (tests/cluster/hub_double.py)."""
+    return (SANDBOX_DIR / "hub-endpoint").read_text().strip()
+
+
+def grant_hub_access(repo, token):
+    """Grant ``token`` the gated ``repo`` on the Hub double (what accepting the license does)."""
+    http_json(hub_endpoint() + "/_double/grant", {"repo": repo, "token": token})
+
+
+def hub_requests():
+    """How many requests of each kind the Hub double answered (``model_info <repo>``, ...)."""
+    return http_json(hub_endpoint() + "/_double/requests")
 
 
 def free_port():

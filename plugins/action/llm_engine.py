@@ -13,6 +13,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _manifests
+from ansible_collections.haw_icc.llm.plugins.module_utils import _model_facts
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection, _planner
 from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ARGS, ComponentAction
 
@@ -48,7 +49,11 @@ class ActionModule(ComponentAction):
         cfg.update(self.settings(run["settings"], cfg, p))
         state = self.state_of(run["state"], p)
         if step != "wait":  # the wait step runs after the apply step checked (and warned about) it
-            report = engine.check(cfg)
+            # The Hub facts the plan read for this model (haw_icc.llm.llm_plan), when it did.
+            facts = self.role_var(task_vars, "llm_model_facts", None)
+            if not (isinstance(facts, dict) and facts.get("model") == _model_facts.repository(cfg.get("model"))):
+                facts = None
+            report = engine.check(cfg, facts)
             self.refuse(report, p, state)
         # only a checked name builds the selector (a dict or a number makes no label)
         selector = _manifests.selector_string(_manifests.selector(engine, cfg["name"]))

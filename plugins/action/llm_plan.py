@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of haw_icc.llm.llm_plan: the plan of deploy, scale and change_model, on the
 controller, in one step (no module process): the user's variables -> the live engine -> the
-wanted settings -> the rules, the memory fit and the gated check -> the rights -> the GPUs.
+wanted settings -> the model's facts on the Hugging Face Hub -> the rules, the memory fit and the
+gated check -> the rights -> the GPUs.
 The logic is in module_utils/_plan.py (pure, unit-tested); this file reads and talks to the API."""
 
 from __future__ import annotations
@@ -56,8 +57,15 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(str(exc))
         except IccError as exc:
             raise AnsibleActionFail(namespace_read_failure(ns, kubeconfig, context, exc))
-        engine, llm, names, cfg = planned["engine"], planned["llm"], planned["names"], planned["cfg"]
-        refusals, warnings, fit = _plan.checks(inputs, engine, llm, names, cfg)
+        engine, llm, names, cfg, facts = (planned["engine"], planned["llm"], planned["names"], planned["cfg"],
+                                          planned["facts"])
+        refusals, warnings, fit = _plan.checks(inputs, engine, llm, names, cfg, facts,
+                                               (planned["previous"] or {}).get("model"))
+        unreachable = _plan.hub_unreachable(facts)
+        if unreachable:
+            warnings.insert(0, unreachable)
+        if _plan.deprecations(inputs):
+            result["deprecations"] = _plan.deprecations(inputs)
         prefix = "Preflight refused %s: " % ns
         if refusals:
             raise AnsibleActionFail(prefix + " ".join(refusals) + " Nothing was changed on the cluster.")
@@ -99,10 +107,11 @@ class ActionModule(ActionBase):
             workflow=workflow,
             plan=dict(change, summary=_plan.summary_line(ns, change)),
             memory_fit=fit,
+            model_facts=facts,
             capacity=dict(fits=capacity["fits"], reason=capacity["reason"], release=capacity.get("release")),
             class_plan=share,
             ansible_facts=dict(llm=llm, llm_live=planned["live"], llm_previous=planned["previous"], llm_names=names,
-                               llm_cfg=cfg),
+                               llm_cfg=cfg, llm_model_facts=facts),
         )
         if warnings:
             result["warnings"] = warnings

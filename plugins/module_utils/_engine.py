@@ -21,6 +21,7 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputEr
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_tgi import TGI_FLAGS, TGI_FLAGS_VERSION
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_vllm import VLLM_FLAGS, VLLM_FLAGS_VERSION
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GFD_PRODUCT, GPU_RESOURCE, GPU_TYPES, quantity
+from ansible_collections.haw_icc.llm.plugins.module_utils import _model_facts
 from ansible_collections.haw_icc.llm.plugins.module_utils._memory import model_size_hint
 
 # --- Images -------------------------------------------------------------------------------------
@@ -297,12 +298,13 @@ def tensor_parallel_sizes(engine, heads, kv_heads, max_count):
     return [tp for tp in range(1, max_count + 1) if allowed(heads, kv_heads, tp)]
 
 
-def check_tensor_parallel(report, engine, variable, model, count, info):
+def check_tensor_parallel(report, engine, variable, model, count, info, facts=None):
     """Refuse a GPU count (the tensor-parallel size) that ``engine`` cannot split the model's
-    attention heads over; warn when the heads of the model are not known."""
+    attention heads over (the heads of the Hub's ``facts``, else of the fallback table); warn when
+    the heads of the model are not known."""
     if not isinstance(count, int) or count <= 1 or not isinstance(model, str) or not model:
         return
-    facts = model_size_hint(model) or {}
+    facts = model_size_hint(model, facts) or {}
     if "heads" not in facts:
         report.warn("%s=%d: the attention heads of %s are not known to this collection, so it cannot check "
                     "that %s can split them over %d GPUs (they must divide by the GPU count); if the server "
@@ -469,7 +471,7 @@ def _shm(report, cfg, prefix):
 
 # --- vLLM ---------------------------------------------------------------------------------------
 
-def check_vllm(cfg):
+def check_vllm(cfg, facts=None):
     """Check a vLLM configuration (keys without the ``vllm_`` prefix). Returns a :class:`Report`."""
     report = Report()
     p = "vllm_"
@@ -483,7 +485,7 @@ def check_vllm(cfg):
                       "'.', '_', '-', '/', ':'; no spaces or shell characters)", "the model id")
     info = gpu_facts(report, p + "gpu_type", cfg.get("gpu_type"))
     if check_gpu_count(report, p + "gpu_count", cfg.get("gpu_count"), info):
-        check_tensor_parallel(report, "vllm", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info)
+        check_tensor_parallel(report, "vllm", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info, facts)
     cc = info["compute_capability"] if info else (7, 0)
     dtype = cfg.get("dtype")
     if dtype not in VLLM_DTYPES:
@@ -505,7 +507,9 @@ def check_vllm(cfg):
                           "%s has %s" % (_fmt_version(need), quant, cfg.get("gpu_type"), _fmt_version(cc)),
                           "a GPTQ model with quantization 'gptq' (V100 supports %s)" % ", ".join(ok))
     model = cfg.get("model") if isinstance(cfg.get("model"), str) else ""
-    for marker, method in (("awq", "awq"), ("fp8", "fp8")):
+    # The name-based guess when the Hub could not be read; with its facts, _model_facts.checks reads
+    # the checkpoint's quantization_config instead.
+    for marker, method in () if _model_facts.usable(facts) else (("awq", "awq"), ("fp8", "fp8")):
         if re.search(r"(^|[-_./])%s([-_.]|$)" % marker, model, re.I) and cc < VLLM_QUANT_MIN_CC[method] \
                 and quant in ("", method):
             report.refuse(p + "model", model, "the model looks %s-quantized (vLLM detects it from the "
@@ -601,7 +605,7 @@ def vllm_args(cfg):
 
 # --- TGI ----------------------------------------------------------------------------------------
 
-def check_tgi(cfg):
+def check_tgi(cfg, facts=None):
     """Check a TGI configuration (keys without the ``tgi_`` prefix). Returns a :class:`Report`."""
     report = Report()
     p = "tgi_"
@@ -614,7 +618,7 @@ def check_tgi(cfg):
     cc = info["compute_capability"] if info else (7, 0)
     if count_ok and cfg["gpu_count"] > 1 and cc < FLASH_ATTENTION_MIN_CC:
         if cfg.get("allow_sharding_on_v100") is True:
-            check_tensor_parallel(report, "tgi", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info)
+            check_tensor_parallel(report, "tgi", p + "gpu_count", cfg.get("model"), cfg["gpu_count"], info, facts)
             report.warn("tgi_allow_sharding_on_v100=true: TGI shards only flash-attention models, "
                         "and %s (compute capability %s) has no flash attention; the server will most "
                         "likely fail to start with %d shards. Use vllm with tensor parallelism for "
@@ -766,8 +770,11 @@ def nccl_env(fallback=False):
 CHECKS = {"vllm": check_vllm, "tgi": check_tgi, "webui": check_webui}
 
 
-def check(kind, cfg):
-    """Check the configuration of ``kind`` (vllm, tgi, webui); returns the report as a dict."""
+def check(kind, cfg, facts=None):
+    """Check the configuration of ``kind`` (vllm, tgi, webui); returns the report as a dict.
+    ``facts``: the Hub's facts of the model (``_model_facts``), for the engines."""
     if kind not in CHECKS:
         raise InputError("kind", kind, "not a component of this collection", "vllm, tgi or webui")
-    return CHECKS[kind](dict(cfg or {})).as_dict()
+    if kind == "webui":
+        return CHECKS[kind](dict(cfg or {})).as_dict()
+    return CHECKS[kind](dict(cfg or {}), facts).as_dict()

@@ -80,8 +80,17 @@ class Engine(object):
         first = self.var(setting)
         return ([first] if first else []) + [self.prefix + s for s in self.setting_aliases.get(setting, ())]
 
-    def check(self, cfg):
-        return _engine.check(self.name, cfg)
+    # The quantization methods of the engine and the compute capability each needs (None: the engine
+    # takes no quantization setting); the Hub facts' checkpoint check reads it.
+    quant_min_cc = None
+    # Whether the server refuses a context above the model's max_position_embeddings (vLLM 0.8.5:
+    # "User-specified max_model_len ... is greater than the derived max_model_len"); TGI 2.4.1 and
+    # llama.cpp start with it.
+    refuses_long_context = False
+
+    def check(self, cfg, facts=None):
+        """The engine rules of a role configuration; ``facts``: the Hub's facts of the model."""
+        return _engine.check(self.name, cfg, facts)
 
     def specific(self, llm):
         """The engine-specific part of the role configuration, from the plan's settings."""
@@ -99,12 +108,14 @@ class Engine(object):
         """The container's memory request and limit."""
         return cfg.get("memory")
 
-    def memory_fit(self, llm, cfg):
+    def memory_fit(self, llm, cfg, facts=None):
         """The plan's memory estimate (``_memory.memory_fit``) of the settings ``llm`` and the role
-        configuration ``cfg``; advice names the icc_* variables."""
+        configuration ``cfg`` (with the Hub's ``facts`` of the model, when read); advice names the
+        icc_* variables."""
         return _memory.memory_fit(str(llm["model"]), str(llm["gpu_type"]), int(llm["gpu_count"]),
                                   str(llm["quantization"] or ""), str(cfg.get("dtype") or ""),
-                                  int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_")
+                                  int(llm["max_model_len"] or 0) or 4096, float(llm["memory_fraction"]), "icc_",
+                                  facts=facts)
 
     def live(self, deployment):
         """The settings of a live Deployment of this engine, in the plan's keys."""
@@ -123,6 +134,8 @@ class Vllm(Engine):
     display = "vLLM"
     cache_path = "/root/.cache/huggingface"
     memory_fraction = ("gpu_memory_utilization", 0.9)
+    quant_min_cc = _engine.VLLM_QUANT_MIN_CC
+    refuses_long_context = True
     api_key = True
     api_key_env = "VLLM_API_KEY"  # vLLM's own variable for --api-key
     metric_prefix = "vllm:"
@@ -164,6 +177,7 @@ class Tgi(Engine):
     display = "TGI"
     cache_path = "/data"
     memory_fraction = ("cuda_memory_fraction", 0.85)
+    quant_min_cc = _engine.TGI_QUANT_MIN_CC
     metric_prefix = "tgi_"
     metrics = {
         "requests_running": ("tgi_batch_current_size",), "requests_waiting": ("tgi_queue_size",),
@@ -211,8 +225,8 @@ class Llamacpp(Engine):
         "prompt_tokens": ("llamacpp:prompt_tokens_total",), "generation_tokens": ("llamacpp:tokens_predicted_total",),
     }
 
-    def check(self, cfg):
-        return _llamacpp.check(cfg).as_dict()
+    def check(self, cfg, facts=None):
+        return _llamacpp.check(cfg).as_dict()  # llama.cpp splits by layers: no heads rule
 
     def specific(self, llm):
         return {"served_model_name": llm["model"], "ctx_size": int(llm["max_model_len"])}
@@ -223,8 +237,8 @@ class Llamacpp(Engine):
     def env(self, cfg):
         return _llamacpp.env(cfg)  # no NCCL: llama.cpp splits over one node's GPUs itself
 
-    def memory_fit(self, llm, cfg):
-        return _llamacpp.memory_fit(dict(cfg, model=llm["model"]), float(llm["memory_fraction"]), "icc_")
+    def memory_fit(self, llm, cfg, facts=None):
+        return _llamacpp.memory_fit(dict(cfg, model=llm["model"]), float(llm["memory_fraction"]), "icc_", facts)
 
     def live(self, deployment):
         cur = Engine.live(self, deployment)

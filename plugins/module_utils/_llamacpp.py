@@ -78,17 +78,18 @@ def gguf_bits(model, model_file=""):
     return GGUF_BITS.get(quant) if quant else None
 
 
-def memory_fit(cfg, memory_fraction=0.9, variable_prefix=PREFIX):
+def memory_fit(cfg, memory_fraction=0.9, variable_prefix=PREFIX, facts=None):
     """The memory fit of the GGUF file: its bits per weight, and the KV cache of ``ctx_size`` tokens
     (the slots share that context; llama.cpp keeps K and V in 16 bit unless told otherwise), split over
-    the GPUs. The model's size comes from the repository's name (e.g. Qwen2.5-7B-Instruct-GGUF)."""
+    the GPUs. The model's size comes from the Hub's ``facts`` of the repository (its GGUF parameter
+    count), else from the repository's name (e.g. Qwen2.5-7B-Instruct-GGUF)."""
     repo = model_spec(cfg.get("model"))[0]
     bits = gguf_bits(cfg.get("model"), cfg.get("model_file") or "")
     return _memory.memory_fit(repo, cfg.get("gpu_type"), cfg.get("gpu_count") or 1, max_model_len=cfg.get("ctx_size"),
                               memory_fraction=memory_fraction, variable_prefix=variable_prefix, bits=bits or 16.0,
                               length_var=PREFIX + "ctx_size",
                               smaller="a smaller GGUF type (e.g. %smodel 'user/model:Q4_K_M')" % variable_prefix,
-                              shared_context=True)
+                              shared_context=True, facts=facts)
 
 
 def check_image(report, image, gpu_info):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.haw_icc.llm.plugins.module_utils import _model_facts
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_TYPES
 
 # --- Memory fit (preflight estimate) -----------------------------------------------------------
 
-# Known models: parameters (billions), layers, attention heads and KV heads (for the tensor-parallel
-# rule) and head size (for the KV cache per token), from each model's config.json.
+# The fallback when the Hub cannot be read (offline, a mirror that is down): known models'
+# parameters (billions), layers, attention heads and KV heads (for the tensor-parallel rule) and head
+# size (for the KV cache per token), from each model's config.json.
 # Matched by a regular expression on the lower-case model id; the first match wins.
 MODEL_TABLE = (
     (r"mixtral-8x7b", {"params_b": 46.7, "layers": 32, "heads": 32, "kv_heads": 8, "head_dim": 128}),
@@ -48,15 +50,28 @@ _SIZE_MOE = re.compile(r"(?<![a-z0-9.])(\d+)x(\d+(?:\.\d+)?)b(?![a-z])")
 _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([bm])(?![a-z])")
 
 
-def model_size_hint(model):
-    """Architecture facts of a model id: from MODEL_TABLE, else parameters from the size hint in the
-    name (``7B``, ``13b``, ``135M``, ``8x7B``). Returns a dict with ``params_b`` and ``source``
-    (``table`` or ``name``), plus ``layers``/``heads``/``kv_heads``/``head_dim`` from the table; None when the
-    size is unknown."""
+def model_size_hint(model, facts=None):
+    """Architecture facts of a model id: the Hub's (``facts``, from ``_model_facts.facts_of``) where
+    it told them, else from MODEL_TABLE (the fallback when the Hub cannot be read), else parameters
+    from the size hint in the name (``7B``, ``13b``, ``135M``, ``8x7B``). Returns a dict with
+    ``params_b`` and ``source`` (``hub``, ``table`` or ``name``), plus
+    ``layers``/``heads``/``kv_heads``/``head_dim`` where known; None when the size is unknown."""
     name = str(model or "").lower()
-    for pattern, facts in MODEL_TABLE:
+    hub = _model_facts.architecture(facts)
+    table = None
+    for pattern, known in MODEL_TABLE:
         if re.search(pattern, name):
-            return dict(facts, source="table")
+            table = dict(known, source="table")
+            break
+    if hub and "params_b" in hub and "layers" in hub:
+        return hub
+    if hub and table:
+        # A gated repository without access shows its parameter count but not its config.json.
+        return dict(table, **hub)
+    if table:
+        return table
+    if hub and "params_b" in hub:
+        return hub
     base = name.rsplit("/", 1)[-1]
     moe = _SIZE_MOE.search(base)
     if moe:
@@ -69,11 +84,16 @@ def model_size_hint(model):
     return None
 
 
-def weight_bits(model, quantization="", dtype=""):
-    """Bits per weight: the quantization's, the one the model id implies (GPTQ, AWQ, 8bit), or 16
-    (32 for float32)."""
+def weight_bits(model, quantization="", dtype="", facts=None):
+    """Bits per weight: the checkpoint's (its quantization_config, from the Hub's ``facts``), the
+    quantization's, the one the model id implies (GPTQ, AWQ, 8bit), or 16 (32 for float32)."""
     quant = (quantization or "").lower()
     name = str(model or "").lower()
+    if facts and facts.get("status") == "ok":
+        if facts.get("quant_bits") and (not quant or quant.split("_")[0] == facts.get("quant_method")):
+            return facts["quant_bits"]
+        if not quant:
+            return 32 if dtype in ("float32",) else 16
     if quant in QUANT_BITS:
         if quant == "gptq" and re.search(r"(8bit|int8|8-bit)", name):
             return 8
@@ -88,7 +108,7 @@ def weight_bits(model, quantization="", dtype=""):
 
 def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_model_len=4096,
                memory_fraction=0.9, variable_prefix="icc_", bits=None, length_var=None, smaller=None,
-               shared_context=False):
+               shared_context=False, facts=None):
     """Estimate whether ``model`` fits on ``gpu_count`` GPUs of ``gpu_type`` (tensor parallel: the
     weights and the KV cache are split over the GPUs).
 
@@ -99,15 +119,16 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
 
     Returns ``{"verdict": "fits" | "tight" | "refuse" | "unknown", "message", "need_gib",
     "budget_gib", "weights_gib", "kv_gib", "params_b", "bits", "source"}``. ``refuse``: the weights
-    alone (with overhead) do not fit, or the table-known model does not fit one full-length
-    sequence; ``tight``: fits, but with room for fewer than 4 full-length sequences (or the KV size is
+    alone (with overhead) do not fit, or a model of known architecture (the Hub's or the table's)
+    does not fit one full-length sequence; ``tight``: fits, but with room for fewer than 4 full-length sequences (or the KV size is
     only a no-GQA guess and does not fit); ``unknown``: no size in the table or the name.
 
     ``bits``: the effective bits per weight when the engine knows them (a GGUF file's type; no extra
     for embeddings then); ``length_var``: the variable of the context length in the advice;
     ``smaller``: the advice for fewer bits (default: a GPTQ variant); ``shared_context``: the engine
     allocates the KV cache of ``max_model_len`` tokens once for all its requests (llama.cpp's
-    --ctx-size), so there is no "fewer than 4 sequences" verdict.
+    --ctx-size), so there is no "fewer than 4 sequences" verdict. ``facts``: the Hub's facts of the
+    model (``_model_facts``): its real parameter count, KV-cache shape and checkpoint bits.
     """
     info = GPU_TYPES.get(gpu_type)
     count = int(gpu_count or 1)
@@ -118,16 +139,18 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
         return out
     budget = info["memory_mib"] / 1024.0 * float(memory_fraction)
     out["budget_gib"] = round(budget, 2)
-    facts = model_size_hint(model)
+    hub = facts
+    facts = model_size_hint(model, hub)
     if facts is None:
         out["message"] = ("no size known for %s (not in the table, no size such as 7B or 135M in the name); "
                           "the memory fit was not estimated" % model)
         return out
     extra = QUANT_EXTRA if bits is None else 1.0
-    bits = weight_bits(model, quantization, dtype) if bits is None else bits
+    bits = weight_bits(model, quantization, dtype, hub) if bits is None else bits
     params = facts["params_b"] * 1e9
     weights = params * bits / 8.0 * (extra if bits < 16 else 1.0) / 2 ** 30
-    if "layers" in facts:
+    kv_known = all(k in facts for k in ("layers", "kv_heads", "head_dim"))
+    if kv_known:
         per_token = 2 * facts["layers"] * facts["kv_heads"] * facts["head_dim"] * 2
     else:
         # Dense transformer: params ~ 12 x layers x d^2 with layers ~ d / 128.
@@ -159,7 +182,7 @@ def memory_fit(model, gpu_type, gpu_count=1, quantization="", dtype="", max_mode
         out["verdict"] = "refuse"
         out["message"] = "the weights do not fit: %s. Use %s." % (desc, ", or ".join(fix))
     elif need > budget:
-        if facts.get("source") == "table":
+        if kv_known:
             out["verdict"] = "refuse"
             out["message"] = ("%s does not fit: %s. Use a shorter context (%s), or %s." % (
                 "the context" if shared_context else "one full-length sequence", desc,

@@ -23,7 +23,8 @@ import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _model_facts
+from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_TYPES
 from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
 
 MISSING = object()
@@ -252,15 +253,42 @@ def role_config(inputs, engine, defaults, llm):
 
 
 def gated(inputs, model):
+    """Whether the model id matches icc_gated_models (deprecated: the Hub says which models are
+    gated), or the built-in patterns when the Hub could not be read."""
     patterns = inputs.get("icc_gated_models", list(DEFAULT_GATED)) or []
     return bool(patterns) and re.search("|".join(patterns), str(model)) is not None
 
 
-def checks(inputs, engine, llm, names, cfg):
-    """The V100 and engine rules, the memory fit and the gated-model check of the plan. Returns
+GATED_MODELS_DEPRECATION = {
+    "msg": "icc_gated_models is deprecated: the preflight reads whether a model is gated, and whether your token "
+           "may read it, from the Hugging Face Hub. Remove icc_gated_models from your inventory (it still marks the "
+           "models it matches as gated until then).",
+    "version": "2.0.0", "collection_name": "haw_icc.llm"}
+
+
+def deprecations(inputs):
+    """The deprecated inputs the user set, as Ansible deprecation entries."""
+    return [dict(GATED_MODELS_DEPRECATION)] if inputs.has("icc_gated_models") else []
+
+
+def hub_unreachable(facts):
+    """The one warning of a run whose Hub could not be read (the same text for every namespace of
+    the run, so that Ansible shows it once), or None."""
+    if not facts or facts.get("status") != "unreachable":
+        return None
+    return ("The Hugging Face Hub at %s could not be read (%s): the preflight checks %s with its built-in table of "
+            "model sizes, heads and gated organisations instead (set icc_hf_endpoint, or HF_ENDPOINT, to a mirror "
+            "it can reach)." % (facts.get("endpoint"), facts.get("detail") or "no answer", facts.get("model")))
+
+
+def checks(inputs, engine, llm, names, cfg, facts=None, running=None):
+    """The V100 and engine rules, the memory fit, the Hub facts of the model (``_model_facts``:
+    existence, gated access, context limit, checkpoint quantization; None when not read) and the
+    gated-model check of the plan. ``running``: the model that runs in the namespace now (its files
+    are in the model cache, so the Hub's "not found" or "no access" only warns for it). Returns
     ``(refusals, warnings, fit)``; each refusal names the variable the user set first."""
     p = engine.prefix
-    rules = engine.check(cfg)
+    rules = engine.check(cfg, facts)
     refusals = []
     for err in rules["errors"]:
         var = err.split("=", 1)[0]
@@ -270,17 +298,38 @@ def checks(inputs, engine, llm, names, cfg):
                         "e.g. 'user/model-GGUF:Q4_K_M'), and icc_quantization ''." % (
                             names.get(p + "quantization", "icc_quantization"), llm["quantization"], engine.display,
                             names.get(p + "model", "icc_model")))
-    fit = engine.memory_fit(llm, cfg)
+    hub_refusals, hub_warnings = _model_facts.checks(facts, engine, llm, names, GPU_TYPES.get(llm["gpu_type"]),
+                                                     engine.quant_min_cc)
+    status = (facts or {}).get("status")
+    if hub_refusals and status in ("not_found", "no_access", "bad_token") and (
+            running == llm["model"] or (status == "not_found" and llm["hf_token_secret"]
+                                        and not inputs.get("icc_hf_token", inputs.get(p + "hf_token", "")))):
+        # A model that runs already, or a private one whose token only the cluster's Secret holds.
+        hub_warnings = [r + (" It runs already (its files are in the model cache), so this run goes on."
+                             if running == llm["model"] else
+                             " Its token is in the Secret %s, which the preflight does not read, so this run goes on."
+                             % llm["hf_token_secret"]) for r in hub_refusals] + hub_warnings
+        hub_refusals = []
+    refusals.extend(hub_refusals)
+    fit = engine.memory_fit(llm, cfg, facts if _model_facts.usable(facts) else None)
     if fit["verdict"] == "refuse" and boolean(inputs.get("icc_memory_check", True), strict=False):
         refusals.append("%s=%s: %s (icc_memory_check=false skips this estimate)"
                         % (names.get(p + "model", "icc_model"), llm["model"], fit["message"]))
     token_set = bool(inputs.get("icc_hf_token", inputs.get(p + "hf_token", ""))) or bool(llm["hf_token_secret"])
-    if gated(inputs, llm["model"]) and not token_set:
+    warnings = list(rules["warnings"]) + hub_warnings
+    hub_gated = status == "no_token" or (status == "ok" and bool(facts.get("gated")))
+    by_pattern = gated(inputs, llm["model"]) if (inputs.has("icc_gated_models") or not _model_facts.usable(facts)) \
+        else False
+    if (hub_gated or by_pattern) and not token_set:
         refusals.append(
-            "icc_hf_token is empty but %s is a gated model (it matches icc_gated_models): the download would fail "
-            "inside the pod. Accept the license on huggingface.co, create a token and set icc_hf_token (in Ansible "
-            "Vault) or %shf_token_secret to an existing Secret with key token." % (llm["model"], p))
-    warnings = list(rules["warnings"])
+            "icc_hf_token is empty but %s is a gated model (%s): the download would fail inside the pod. Accept the "
+            "license on huggingface.co, create a token and set icc_hf_token (in Ansible Vault) or %shf_token_secret "
+            "to an existing Secret with key token." % (
+                llm["model"], "the Hub says so" if hub_gated else "it matches icc_gated_models", p))
+    elif status == "no_token" and token_set:
+        warnings.append("%s is a gated model and its token is in the Secret %s, which the preflight does not read: "
+                        "whether the token may read the model shows when the pod downloads it."
+                        % (llm["model"], llm["hf_token_secret"]))
     if fit["verdict"] in ("tight", "unknown"):
         warnings.append(fit["message"])
     return refusals, warnings, fit

@@ -16,6 +16,7 @@ import yaml
 from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _plan
+from ansible_collections.haw_icc.llm.plugins.plugin_utils import _hub
 
 ENGINE_SELECTOR = "app.kubernetes.io/part-of=haw-icc-llm,app.kubernetes.io/component=engine"
 _ROLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles")
@@ -71,8 +72,9 @@ def client(inputs):
 
 
 def plan_host(inputs, kube, workflow, request=None, wait_timeout=None):
-    """Read the namespace's engine and resolve the plan of one host. Returns a dict with engine,
-    llm, names, live, previous, cfg and change. Raises NoEngine for scale / change_model without one."""
+    """Read the namespace's engine and the model's facts on the Hub (``_hub``, once per run), and
+    resolve the plan of one host. Returns a dict with engine, llm, names, live, previous, cfg,
+    change and facts. Raises NoEngine for scale / change_model without one."""
     ns = inputs.namespace
     live_dep = engine_deployment(kube, ns)
     live_engine = _engines.get(((live_dep or {}).get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/name"))
@@ -92,4 +94,5 @@ def plan_host(inputs, kube, workflow, request=None, wait_timeout=None):
         previous["name"] = live_dep["metadata"]["name"]
     cfg = _plan.role_config(inputs, engine, role_defaults(engine), llm)
     return {"engine": engine, "llm": llm, "names": names, "live": live, "previous": previous, "cfg": cfg,
-            "change": _plan.changes(llm, previous, cfg, (live or {}).get("settings"))}
+            "change": _plan.changes(llm, previous, cfg, (live or {}).get("settings")),
+            "facts": _hub.model_facts(inputs, engine, llm["model"])}

@@ -17,6 +17,8 @@
 # own for every engine pod, pod_runner.py and pod_engines.py; needs the vLLM venv of hack/sandbox-venv.sh vllm,
 # which it builds if missing; `make test` sets it), SANDBOX_WEBUI=0 (no real Open WebUI for WebUI pods;
 # default 1: pod_runner.py and pod_webui.py run Open WebUI 0.6.18 from the venv of hack/sandbox-venv.sh webui).
+# The Hugging Face Hub double (hub_double.py) listens on SANDBOX_HUB_PORT; its URL is in $SANDBOX_DIR/hub-endpoint,
+# which the sandbox inventory reads as icc_hf_endpoint.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -26,6 +28,7 @@ etcd_peer_port=${SANDBOX_ETCD_PEER_PORT:-12380}
 api_port=${SANDBOX_API_PORT:-16443}
 kwok_port=${SANDBOX_KWOK_PORT:-10247}
 engine_port=${SANDBOX_ENGINE_PORT:-18000}
+hub_port=${SANDBOX_HUB_PORT:-18090}
 class_size=${SANDBOX_CLASS_SIZE:-30}
 engine=${SANDBOX_ENGINE:-1}
 vllm_checks=${SANDBOX_VLLM_CHECKS:-0}
@@ -69,7 +72,7 @@ stop_proc() { # name: TERM to its process group, KILL after 5 s
 stop() {
   [ -d "$run/pids" ] || { log "not running"; rm -rf "$run"; return 0; }
   # Reverse start order: clients first, etcd last.
-  for name in pod-runner engine kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in pod-runner engine hub kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     stop_proc "$name"
   done
   # Port-forwards and other helpers that tests registered.
@@ -270,7 +273,7 @@ up() {
   if pid_alive "$run/pids/kube-apiserver.pid"; then log "already running"; return 0; fi
   # Refuse before deleting anything if another process (another sandbox?) holds one of our ports.
   local port busy=""
-  for port in "$etcd_port" "$etcd_peer_port" "$api_port" "$kwok_port" "$engine_port"; do
+  for port in "$etcd_port" "$etcd_peer_port" "$api_port" "$kwok_port" "$engine_port" "$hub_port"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then busy="$busy $port"; fi
   done
   [ -z "$busy" ] || die "port(s)$busy on 127.0.0.1 are in use (another sandbox?); choose other SANDBOX_*_PORT values"
@@ -283,6 +286,9 @@ up() {
   echo "$bin" > "$run/bin-dir"
   # start-apiserver reads the ports from here, whatever the caller's environment says.
   printf 'etcd_port=%s\napi_port=%s\n' "$etcd_port" "$api_port" > "$run/ports.env"
+  # The Hub double first: the preflight of every workflow reads its model facts from it.
+  start_proc hub "${py:-python3}" "$here/hub_double.py" --port "$hub_port" --log "$run/logs/hub-requests.log"
+  echo "http://127.0.0.1:$hub_port" > "$run/hub-endpoint"
   pki
   student_tokens
   admin_kubeconfig
@@ -347,6 +353,7 @@ up() {
   wait_for "GPU nodes Ready" 60 kubectl_admin wait --for=condition=Ready node --all --timeout=1s
   wait_for "default service accounts" 60 kubectl_admin -n wstu002-default get serviceaccount default
   wait_for "the scheduler" 60 kubectl_admin get lease -n kube-system kube-scheduler --ignore-not-found
+  wait_for "the Hub double" 30 curl -sf "http://127.0.0.1:$hub_port/_double/requests"
   if [ "$engine" = 1 ]; then
     wait_for "the LLM engine" 120 curl -sf "http://127.0.0.1:$engine_port/v1/models"
   fi
@@ -391,6 +398,7 @@ case "$cmd" in
     echo "export KUBECONFIG=$run/admin.kubeconfig"
     echo "export SANDBOX_BIN=$(cat "$run/bin-dir")"
     echo "export PATH=$(cat "$run/bin-dir"):\$PATH"
+    echo "export HF_ENDPOINT=$(cat "$run/hub-endpoint")"
     echo "# student kubeconfigs: $run/students/*.kubeconfig"
     ;;
   *) echo "usage: $0 up|down|status|env|stop-apiserver|start-apiserver" >&2; exit 2 ;;

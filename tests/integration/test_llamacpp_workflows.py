@@ -136,7 +136,7 @@ def _lifecycle(sandbox, tmp_path):
     assert container_arg(container, "--hf-repo") == other and container_arg(container, "--alias") == other
     assert container_arg(container, "--parallel") == "2" and container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     bad = run_playbook("playbooks/change_model.yml", limit=NS,
-                       extra_vars={"model": "bartowski/Nope-135M-Instruct-GGUF:Q8_0",
+                       extra_vars={"model": "bartowski/SmolLM2-360M-Instruct-GGUF:Q8_0",
                                    "icc_health_timeout": 20})
     assert bad.rc != 0
     assert "Rolled back to %s, which answers again" % other in " ".join(bad.failure_messages())

@@ -21,7 +21,7 @@ import stat
 import pytest
 import yaml
 
-from sandboxlib import free_port, remove_collection, run_playbook
+from sandboxlib import free_port, grant_hub_access, remove_collection, run_playbook
 
 NS = "wcls026-default"
 OTHER = "wcls027-default"  # a kubeconfig already at the destination of login.yml (its backup holds it)
@@ -97,6 +97,8 @@ def walk(sandbox, tmp_path_factory):
     assert run.rc == 0, run.stdout[-4000:]
     key = sandbox.kubectl_json("-n", NS, "get", "secret", "webui-secret-key")["data"]["secret-key"]
     out.secrets["webui secret key"] = base64.b64decode(key).decode()
+    # The canary token's account has accepted the gated model's license (on the sandbox's Hub double).
+    grant_hub_access(GATED, HF_TOKEN)
     run = out.add("deploy gated --check", vvv("deploy.yml", limit=NS, check=True,
                                               extra_vars=dict(user_secrets, icc_model=GATED)))
     assert run.rc == 0, run.stdout[-4000:]
