@@ -252,8 +252,13 @@ def check_fraction(report, variable, value, low=0.05, high=1.0):
     return True
 
 
+def is_model_id(value):
+    """A Hugging Face model id (``org/name`` or ``name``) as the engine rules accept it."""
+    return isinstance(value, str) and bool(_HF_MODEL.match(value)) and ".." not in value
+
+
 def check_model(report, variable, value):
-    if not isinstance(value, str) or not _HF_MODEL.match(value) or ".." in value:
+    if not is_model_id(value):
         report.refuse(variable, value, "not a Hugging Face model id (letters, digits, '.', '_', '-', "
                       "at most one '/'; no spaces or shell characters)",
                       "an id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")

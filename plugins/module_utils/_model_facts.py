@@ -11,7 +11,7 @@ not exist, a gated one the token cannot read, a context above the model's limit 
 quantization that contradicts the setting or the GPU.
 
 A facts dict has ``status`` (``ok``, ``not_found``, ``no_access``, ``no_token``, ``bad_token``,
-``unreachable``), ``model`` (the repository), ``endpoint``, ``gated`` (False, 'auto' or 'manual'),
+``unreachable``, ``invalid``: not a model id, not asked), ``model`` (the repository), ``endpoint``, ``gated`` (False, 'auto' or 'manual'),
 and, with ``ok``, the architecture (``params_b``, ``params_by_dtype``, ``layers``, ``heads``,
 ``kv_heads``, ``head_dim``, ``max_position``, ``torch_dtype``, ``quant_method``, ``quant_bits``;
 each None when the repository does not say), with ``source`` 'hub'.
@@ -47,21 +47,30 @@ def text_config(config):
     return config
 
 
+# The keys vLLM 0.8.5 (_get_and_verify_max_len) reads the model's length from; the smallest wins.
+_LENGTH_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+                "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len")
+
+
 def max_position(config):
-    """The longest context the model was built for, as vLLM 0.8.5 derives it (max_position_embeddings
-    or its older names, times a rope_scaling factor except for the types that already count it), or
-    None (ALiBi models such as BLOOM have no limit)."""
+    """The longest context the model was built for, derived as vLLM 0.8.5 derives it: the smallest
+    of its length keys (``model_max_length`` overrides them), times the rope_scaling factor unless the
+    rope type already counts it (su, longrope, llama3; yarn scales its original length); None when
+    the config names no length (ALiBi models such as BLOOM)."""
     cfg = text_config(config)
-    limit = _first(cfg, "max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
-                   "max_sequence_length", "model_max_length")
-    if not isinstance(limit, int):
+    lengths = [cfg[k] for k in _LENGTH_KEYS if isinstance(cfg.get(k), int)]
+    if not lengths:
         return None
-    scaling = cfg.get("rope_scaling") or {}
-    if isinstance(scaling, dict):
+    limit = cfg["model_max_length"] if isinstance(cfg.get("model_max_length"), int) else min(lengths)
+    scaling = cfg.get("rope_scaling")
+    if isinstance(scaling, dict) and "gemma3" not in str(cfg.get("model_type") or ""):
         kind = scaling.get("rope_type") or scaling.get("type")
-        factor = scaling.get("factor")
-        if kind not in ("su", "longrope", "llama3", "mrope", "default", None) and isinstance(factor, (int, float)):
-            limit = int(limit * factor)
+        if kind not in ("su", "longrope", "llama3"):
+            factor = scaling.get("factor", 1.0)
+            if kind == "yarn" and isinstance(scaling.get("original_max_position_embeddings"), int):
+                limit = scaling["original_max_position_embeddings"]
+            if isinstance(factor, (int, float)):
+                limit = int(limit * factor)
     return limit
 
 
@@ -149,7 +158,7 @@ def architecture(facts):
 
 def usable(facts):
     """Whether the Hub answered about this model (so the name-based guesses step back)."""
-    return bool(facts) and facts.get("status") not in (None, "unreachable")
+    return bool(facts) and facts.get("status") not in (None, "unreachable", "invalid")
 
 
 # Methods vLLM and TGI treat as the same checkpoint format (their Marlin kernels read GPTQ and AWQ).

@@ -28,7 +28,7 @@ import json
 import os
 import time
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _model_facts
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _model_facts
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TIMEOUT = 10
@@ -78,6 +78,10 @@ def _store(path, facts):
         with os.fdopen(fd, "w") as f:
             json.dump({"run": _run_id(), "time": time.time(), "facts": facts}, f)
         os.replace(tmp, path)
+        now = time.time()
+        for entry in os.scandir(CACHE_DIR):  # the files of runs long gone
+            if entry.name.endswith(".json") and now - entry.stat().st_mtime > CACHE_MAX_AGE:
+                os.unlink(entry.path)
     except OSError:
         pass  # a cache that cannot be written only costs a second read
 
@@ -86,6 +90,9 @@ def model_facts(inputs, engine, model):
     """The facts of ``model`` (``_model_facts.facts_of``) for the host's inputs, read once per run."""
     url = endpoint(inputs)
     repo = _model_facts.repository(model)
+    if not _engine.is_model_id(repo):
+        # Not a model id: the engine rules refuse it; nothing to ask the Hub.
+        return _model_facts.facts_of(repo, endpoint=url, status="invalid")
     secret = token(inputs, engine)
     path = _cache_path(url, repo, secret)
     facts = _cached(path)
@@ -138,6 +145,8 @@ def read(repo, secret="", url=DEFAULT_ENDPOINT):
             api.auth_check(repo)
     except hub_errors as exc:
         return failed(exc)
+    except ValueError as exc:  # huggingface_hub's HFValidationError: not a repository id
+        return _model_facts.facts_of(repo, endpoint=url, status="invalid", detail=_short(exc))
     params = dict(info.safetensors.parameters or {}) if info.safetensors else {}
     gguf = info.gguf if isinstance(info.gguf, dict) else None
     config = None

@@ -62,6 +62,9 @@ def test_max_position_as_vllm_derives_it():
     yarn = {"max_position_embeddings": 32768, "rope_scaling": {"type": "yarn", "factor": 4.0}}
     assert _model_facts.max_position(yarn) == 131072
     assert _model_facts.max_position({"n_positions": 1024}) == 1024
+    assert _model_facts.max_position({"max_position_embeddings": 8192, "seq_length": 4096}) == 4096  # the smallest
+    assert _model_facts.max_position({"max_position_embeddings": 4096, "rope_scaling": {
+        "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2048}}) == 8192
     assert _model_facts.max_position({"model_type": "bloom"}) is None  # ALiBi: no limit
     nested = {"text_config": {"num_attention_heads": 8, "max_position_embeddings": 4096}}
     assert _model_facts.max_position(nested) == 4096
