@@ -35,6 +35,7 @@ test: env build
 	@bash hack/sandbox-venv.sh vllm >/dev/null
 	@bash hack/sandbox-venv.sh webui >/dev/null
 	@bash hack/llama-server.sh >/dev/null
+	@bash hack/venv-core221.sh >/dev/null
 	@bash hack/test.sh
 
 bench: bench-report

@@ -297,8 +297,9 @@ class PlaybookRun:
 
 
 def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=False, diff=False,
-                 env=None, timeout=900, verbosity=0):
-    """Run a playbook of this repo (path) or a YAML text (written to a temp file)."""
+                 env=None, timeout=900, verbosity=0, deprecations=False):
+    """Run a playbook of this repo (path) or a YAML text (written to a temp file). A deprecation
+    warning fails the test unless ``deprecations`` (the collection's own, of a deprecated input)."""
     import tempfile
 
     path = pathlib.Path(playbook) if not str(playbook).lstrip().startswith("-") else None
@@ -323,8 +324,7 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
         cmd.append("-" + "v" * verbosity)
     run_env = dict(os.environ)
     run_env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
-                    "ANSIBLE_NOCOLOR": "1", "SANDBOX_DIR": str(SANDBOX_DIR),
-                    "ANSIBLE_DEPRECATION_WARNINGS": "0"})
+                    "ANSIBLE_NOCOLOR": "1", "SANDBOX_DIR": str(SANDBOX_DIR)})
     if verbosity:
         run_env.pop("ANSIBLE_STDOUT_CALLBACK")
     hub = SANDBOX_DIR / "hub-endpoint"
@@ -337,6 +337,9 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
     finally:
         if tmp is not None:
             os.unlink(tmp.name)
+    if not deprecations:
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "[DEPRECATION WARNING]" in ln]
+        assert not lines, "%s printed deprecation warnings:\n%s" % ("the play" if tmp is not None else playbook, "\n".join(lines))
     data = None
     if not verbosity:
         try:

@@ -110,8 +110,10 @@ class ActionModule(ActionBase):
             model_facts=facts,
             capacity=dict(fits=capacity["fits"], reason=capacity["reason"], release=capacity.get("release")),
             class_plan=share,
-            ansible_facts=dict(llm=llm, llm_live=planned["live"], llm_previous=planned["previous"], llm_names=names,
-                               llm_cfg=cfg, llm_model_facts=facts),
+            # The plan's settings; tasks/plan.yml sets them as the variables llm, llm_live, ... (set_fact:
+            # ansible-core 2.21 deprecates facts a module returns as top-level variables).
+            facts=dict(llm=llm, llm_live=planned["live"], llm_previous=planned["previous"], llm_names=names,
+                       llm_cfg=cfg, llm_model_facts=facts),
         )
         if warnings:
             result["warnings"] = warnings

@@ -603,25 +603,6 @@ def _fmt(value):
 # Cluster side: find the engine pod, exec in it, read its /metrics through a port-forward
 
 
-def _status_exit_code(status_text):
-    """(exit code or None, message) from the exec error channel (a v1 Status as JSON)."""
-    if not status_text:
-        return 0, ""
-    try:
-        status = json.loads(status_text)
-    except ValueError:
-        return None, status_text
-    if status.get("status") == "Success":
-        return 0, ""
-    for cause in (status.get("details") or {}).get("causes") or []:
-        if cause.get("reason") == "ExitCode":
-            try:
-                return int(cause.get("message")), status.get("message", "")
-            except (TypeError, ValueError):
-                break
-    return None, status.get("message") or status_text
-
-
 class KubeSampler(object):
     """The three I/O functions of Monitor, over the Kubernetes API (no kubectl)."""
 
@@ -680,42 +661,12 @@ class KubeSampler(object):
         return self._describe(running[0])
 
     def exec_in(self, pod, argv):
-        from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
-        from kubernetes.stream import stream
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _exec
 
-        kwargs = dict(command=argv, stderr=True, stdin=False, stdout=True, tty=False,
-                      _preload_content=False)
-        container = self._containers.get(pod)
-        if container:
-            kwargs["container"] = container
-        try:
-            resp = self.kube.call(stream, self.kube.core.connect_get_namespaced_pod_exec, pod,
-                                  self.namespace, **kwargs)
-        except ApiException as exc:
-            text = "%s %s" % (exc.reason or "", exc.body or "")
-            # A refused exec comes as a failed websocket handshake (status 0, "Handshake status 403").
-            if exc.status == 403 or "Handshake status 403" in text:
-                raise PermissionDeniedError(
-                    "The API server refused exec into pod %s in namespace %s (HTTP 403 Forbidden)."
-                    % (pod, self.namespace),
-                    "Use a namespace your ICC account owns (icc_namespace / gpu_monitor_namespace w<id>-default) "
-                    "with its own kubeconfig.")
-            if exc.status == 401 or "Handshake status 401" in text:
-                raise AuthenticationError("The API server rejected the credentials for exec into pod %s (HTTP 401)."
-                                          % pod, "Download a fresh kubeconfig and run playbooks/login.yml.")
-            raise IccError("exec into pod %s failed (HTTP %s): %s"
-                           % (pod, exc.status, (exc.body or exc.reason or "")[:300]))
-        try:
-            resp.run_forever(timeout=self.timeout)
-            out = resp.read_stdout() or ""
-            err = resp.read_stderr() or ""
-            code, message = _status_exit_code(resp.read_channel(3))
-            if resp.is_open():
-                raise IccError("nvidia-smi in pod %s did not finish within %s s." % (pod, self.timeout))
-        finally:
-            resp.close()
+        out, err, code = _exec.run(self.kube, self.namespace, pod, argv, self._containers.get(pod), self.timeout,
+                                   "icc_namespace / gpu_monitor_namespace")
         if code is None:
-            return (out + err + message).strip(), 127 if "not found" in message.lower() else 1
+            return (out + err).strip(), 127 if "not found" in err.lower() else 1
         return out if code == 0 else (out + err), code
 
     def metrics(self, pod):

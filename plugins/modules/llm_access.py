@@ -203,9 +203,10 @@ def run(module):
     new = []
     for w in start:
         if w["local_port"] and _access.port_in_use(w["local_port"]):
-            module.fail_json(msg="local port %d is already in use; choose another with -e access_%s_port=<port> "
-                                 "(0 = any free port). Nothing else was started." % (w["local_port"], w["name"]),
-                             stopped=stale)
+            # Another program (or another namespace's forward) holds it: any free port, said out loud.
+            module.warn("local port %d (access_%s_port) is in use by another program; the %s is forwarded to a free "
+                        "port instead, shown below." % (w["local_port"], w["name"], "API" if w["name"] == "api" else "WebUI"))
+            w = dict(w, local_port=0)
         log = _access.log_file(p["state_dir"], ns, w["name"])
         argv = _access.kubectl_argv(kubectl, ns, w, kubeconfig if isinstance(kubeconfig, str) else None, context)
         try:

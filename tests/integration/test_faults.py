@@ -152,7 +152,7 @@ def test_gpu_node_deleted_under_a_running_engine_is_reported_and_replaced(sandbo
         engine = [w for w in report["workloads"] if w["name"] == "vllm"][0]
         assert engine["nodes"] == "%s (gone)" % node, report
         assert any(name in p and "node %s, which no longer exists" % node in p for p in report["problems"]), report
-        table = status.result("Show the table", NODE_NS)["msg"]
+        table = "\n".join(status.result("Show the table", NODE_NS)["msg"])
         assert "Problems:" in table and "%s (gone)" % node in table, table
 
         assert health.rc != 0

@@ -191,6 +191,8 @@ def test_status_lists_engine_service_and_pvc(sandbox, own_engine):
     assert own_engine["status"]["podIP"] in services["vllm"]["endpoints"]
     assert [p["name"] for p in report["pvcs"]] == ["vllm-cache"] and report["pvcs"][0]["status"] == "Bound"
     table = run.result("Show the table")["msg"]
+    assert isinstance(table, list) and not any("\n" in line for line in table)  # lines, as every callback shows them
+    table = "\n".join(table)
     assert "Namespace %s" % OWN in table and ENGINE_MODEL in table and "vllm-cache" in table
 
 
@@ -277,7 +279,7 @@ def test_logs_analysis_finds_oom_cuda_nccl_and_probe_failures(sandbox, tmp_path)
         assert any("exit code: -9" in line for line in a["oom_lines"])
         assert a["probe_failures"] == [event["message"]]
         assert any(e.startswith("Warning | Unhealthy | 3 | Startup probe failed") for e in a["events"])
-        text = run.result("Show the logs and the analysis")["msg"]
+        text = "\n".join(run.result("Show the logs and the analysis")["msg"])
         assert "OOMKilled" in text and "CUDA error line(s)" in text and "NCCL error/warning line(s)" in text
         saved = tmp_path / CRASH / ("%s_engine-crash-fixture.previous.log" % name)
         assert saved.exists() and stat.S_IMODE(saved.stat().st_mode) == 0o600
@@ -358,16 +360,22 @@ def test_access_opens_and_closes_the_ports(sandbox, own_engine, tmp_path):
     assert idle.rc == 0 and idle.changed() == 0
 
 
-def test_access_refuses_a_port_in_use(sandbox, own_engine, tmp_path):
+def test_access_takes_a_free_port_when_its_port_is_in_use(sandbox, own_engine, tmp_path):
+    args = dict(icc_kubectl=sandbox.kubectl_path, access_state_dir=str(tmp_path), access_webui=False)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        run = host_run("access.yml", OWN, icc_kubectl=sandbox.kubectl_path, access_state_dir=str(tmp_path),
-                       access_api_port=port, access_webui=False)
-    assert run.rc != 0
-    assert "local port %d is already in use" % port in run.stdout
-    assert not (tmp_path / ("%s.json" % OWN)).exists()
+        run = host_run("access.yml", OWN, access_api_port=port, **args)
+        assert run.rc == 0, run.failure_messages() or run.stdout[-3000:]
+        forwards = run.result("Open or close the port-forwards", OWN)["forwards"]
+        chosen = forwards[0]["local_port"]
+        assert chosen != port and any("local port %d (access_api_port) is in use" % port in w
+                                      for w in run.result("Open or close the port-forwards", OWN)["warnings"])
+        assert ENGINE_MODEL in json.dumps(http_json("http://127.0.0.1:%d/v1/models" % chosen, timeout=10))
+        assert any("127.0.0.1:%d" % chosen in line for line in run.result("Show the URLs", OWN)["msg"])
+    stop = host_run("access.yml", OWN, state="absent", **args)
+    assert stop.rc == 0
 
 
 # --- cleanup -----------------------------------------------------------------------------------
