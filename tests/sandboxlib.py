@@ -343,7 +343,9 @@ def run_playbook(playbook, inventory=None, limit=None, extra_vars=None, check=Fa
     data = None
     if not verbosity:
         try:
-            data = json.loads(proc.stdout[proc.stdout.index("{"):])
+            # The json callback's document starts at a line's first column (progress lines are indented).
+            start = re.search(r"^\{", proc.stdout, re.M)
+            data = json.loads(proc.stdout[start.start():]) if start else None
         except ValueError:
             data = None
     return PlaybookRun(proc, data)

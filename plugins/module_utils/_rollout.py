@@ -342,6 +342,67 @@ def _rollout_state(deployment, live, nodes):
     return {"state": "progressing", "reason": reason, "unschedulable": pending}
 
 
+# --- Progress: what a wait is at, in words ------------------------------------------------------------
+
+def elapsed_text(seconds):
+    """``190`` -> ``3m10s``, ``45`` -> ``45s``."""
+    seconds = int(seconds)
+    return "%dm%02ds" % divmod(seconds, 60) if seconds >= 60 else "%ds" % seconds
+
+
+def newest(pods):
+    """The newest pod that is not being deleted, or None."""
+    live = [p for p in pods or [] if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    live.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    return live[-1] if live else None
+
+
+def _event_time(event):
+    return event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+        "creationTimestamp") or ""
+
+
+def phase(pods, events=(), last_log=None):
+    """What the rollout waits for now, from its newest pod, that pod's Events (Scheduled, Pulling,
+    Pulled, Created, Started, BackOff) and its container's last log line: a few words for a
+    progress line, e.g. ``pulling vllm/vllm-openai:v0.8.5 on gpu-v100-2`` or ``loading the model
+    (last log: "Loading weights took 41.2 s")``."""
+    pod = newest(pods)
+    if pod is None:
+        return "waiting for the pod to be created"
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    node = spec.get("nodeName")
+    where = " on %s" % node if node else ""
+    message = unschedulable_message(pod)
+    if message is not None:
+        return "not scheduled yet: %s" % message
+    mine = [e for e in events or () if (e.get("involvedObject") or {}).get("name") == meta.get("name")]
+    mine.sort(key=_event_time)
+    latest = mine[-1] if mine else {}
+    restarts = sum(int(cs.get("restartCount") or 0) for cs in status.get("containerStatuses") or [])
+    again = " (restarts: %d)" % restarts if restarts else ""
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") == "CrashLoopBackOff" or latest.get("reason") == "BackOff":
+            return "restarting after a crash (back-off)%s%s" % (where, again)
+        if waiting.get("reason") and waiting.get("reason") != "ContainerCreating":
+            return "%s%s%s" % (waiting["reason"], where, again)
+        if "running" in state and not cs.get("ready"):
+            tail = (" (last log: \"%s\")" % last_log.strip()[:120]) if last_log and last_log.strip() else ""
+            return "loading the model%s%s%s" % (where, tail, again)
+        if cs.get("ready"):
+            return "ready%s" % where
+    if latest.get("reason") == "Pulling":
+        image = re.search(r'image "([^"]+)"', latest.get("message") or "")
+        return "pulling %s%s" % (image.group(1) if image else "the image", where)
+    if latest.get("reason") in ("Pulled", "Created", "Started"):
+        return "starting the container%s" % where
+    if node:
+        return "scheduled%s, creating the container" % where
+    return "waiting to be scheduled"
+
+
 # --- Reading and waiting ----------------------------------------------------------------------------
 
 def read_rollout(kube, namespace, name, selector):
@@ -489,12 +550,15 @@ def wait_deployment(kube, namespace, name, selector, what, timeout, poll=2.0, ap
     last = {}
 
     def read():
-        last["deployment"], pods = read_rollout(kube, namespace, name, selector)
-        return last["deployment"], pods
+        last["deployment"], last["pods"] = read_rollout(kube, namespace, name, selector)
+        return last["deployment"], last["pods"]
+
+    def with_pods(elapsed, verdict):  # the progress callback also gets the pods of the last read
+        progress(elapsed, dict(verdict, pods=last.get("pods") or []))
 
     try:
         verdict = wait_rollout(read, timeout, poll=poll, api_grace=api_grace, unschedulable_grace=unschedulable_grace,
-                               read_nodes=lambda: read_nodes(kube), progress=progress)
+                               read_nodes=lambda: read_nodes(kube), progress=with_pods if progress else None)
     except ClusterUnreachableError as exc:
         exc.message = "While waiting for the %s Deployment %s/%s: %s" % (what, namespace, name, exc.message)
         raise

@@ -10,7 +10,9 @@ that of the collection's modules (``_connection``)."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -21,7 +23,7 @@ from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
 
 display = Display()
 
-PROGRESS_EVERY = 30.0  # seconds between two progress lines of a rollout wait
+PROGRESS_EVERY = 15.0  # seconds between two progress lines of a rollout wait (one line per namespace)
 STEPS = ("all", "apply", "wait")
 ARGS = frozenset(("step", "checksum"))  # the arguments every role core takes besides the connection
 _MISSING = object()
@@ -153,16 +155,50 @@ class ComponentAction(ActionBase):
         progress line every PROGRESS_EVERY seconds; fails with the reason when it cannot get ready."""
         from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import wait_deployment
 
-        shown = {"at": 0.0}
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _rollout
+
+        shown = {"at": 0.0, "lines": 0}
 
         def progress(elapsed, verdict):
             if elapsed - shown["at"] >= PROGRESS_EVERY:
                 shown["at"] = elapsed
-                display.display("  %s: waiting for %s %s, %d s: %s" % (namespace, what, name, elapsed, verdict["reason"]))
+                shown["lines"] += 1
+                display.display("  %s: %s %s %s: %s" % (namespace, _rollout.elapsed_text(elapsed), what, name,
+                                                        self.phase_of(kube, namespace, verdict.get("pods") or [])))
 
+        started = time.monotonic()
         verdict, failure = wait_deployment(kube, namespace, name, selector, what, int(cfg["wait_timeout"]), poll=1.0,
                                            unschedulable_grace=float(cfg["unschedulable_grace"]), checksum=checksum,
                                            progress=progress)
         if failure:
             raise AnsibleActionFail(failure, result=dict(rollout=verdict))
+        if shown["lines"]:
+            display.display("  %s: %s %s ready after %s" % (namespace, what, name,
+                                                             _rollout.elapsed_text(time.monotonic() - started)))
         return verdict
+
+    @staticmethod
+    def phase_of(kube, namespace, pods):
+        """The progress phrase (``_rollout.phase``) of the newest pod: its Events and, while it runs
+        but is not ready, its container's last log line. A read that fails only shortens the line."""
+        from ansible.module_utils.six.moves.urllib.parse import quote
+        from ansible_collections.haw_icc.llm.plugins.module_utils import _rollout
+
+        pod = _rollout.newest(pods)
+        events, last_log = [], None
+        if pod is not None:
+            name = pod["metadata"]["name"]
+            base = "/api/v1/namespaces/%s" % quote(namespace, safe="")
+            try:
+                events = json.loads(kube.get_raw(base + "/events", {"fieldSelector": "involvedObject.name=%s" % name})
+                                    ).get("items") or []
+                running = [cs for cs in (pod.get("status") or {}).get("containerStatuses") or []
+                           if "running" in (cs.get("state") or {}) and not cs.get("ready")]
+                if running:
+                    raw = kube.get_raw("%s/pods/%s/log" % (base, quote(name, safe="")),
+                                       {"container": running[0]["name"], "tailLines": "1"}, accept="*/*")
+                    last_log = raw.decode("utf-8", "replace").strip().splitlines()[-1:] or None
+                    last_log = last_log[0] if last_log else None
+            except Exception:  # pylint: disable=broad-except
+                pass  # progress is best effort; the wait itself reports real failures
+        return _rollout.phase(pods, events, last_log)
