@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import json
 import math
 import time
 

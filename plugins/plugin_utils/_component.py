@@ -173,8 +173,8 @@ class ComponentAction(ActionBase):
         if failure:
             raise AnsibleActionFail(failure, result=dict(rollout=verdict))
         if shown["lines"]:
-            display.display("  %s: %s %s ready after %s" % (namespace, what, name,
-                                                             _rollout.elapsed_text(time.monotonic() - started)))
+            took = _rollout.elapsed_text(time.monotonic() - started)
+            display.display("  %s: %s %s ready after %s" % (namespace, what, name, took))
         return verdict
 
     @staticmethod

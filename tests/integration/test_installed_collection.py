@@ -40,7 +40,7 @@ def installed(request, tmp_path_factory):
     build = subprocess.run([bindir + "/ansible-galaxy", "collection", "build", "-f", "--output-path", str(top), str(REPO)],
                            cwd=str(top), env=env, capture_output=True, text=True, timeout=300, check=False)
     assert build.returncode == 0, build.stderr
-    tarball = next(top.glob("haw_icc-llm-*.tar.gz"))
+    tarball = sorted(top.glob("haw_icc-llm-*.tar.gz"))[0]
     inst = subprocess.run([bindir + "/ansible-galaxy", "collection", "install", str(tarball), "-p",
                            str(top / ".ansible" / "collections")], cwd=str(top), env=env, capture_output=True, text=True,
                           timeout=300, check=False)
