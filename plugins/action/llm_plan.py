@@ -76,7 +76,7 @@ class ActionModule(ActionBase):
                                     % (llm["gpu_count"], llm["gpu_type"], share.get("reason")))
 
         from ansible_collections.haw_icc.llm.plugins.module_utils._capacity import gather
-        from ansible_collections.haw_icc.llm.plugins.module_utils._login import validate_access
+        from ansible_collections.haw_icc.llm.plugins.module_utils._login import missing_summary, validate_access
 
         try:
             access = validate_access(kube, ns)
@@ -88,7 +88,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(
                 prefix + "the account may not %s there. Use your own namespace (icc_namespace w<id>-default) with "
                 "your own kubeconfig (icc_kubeconfig, from haw_icc.llm.login). Nothing was changed."
-                % ", ".join(access["missing_permissions"]))
+                % missing_summary(access["missing_permissions"]))
         try:
             # The engine pod a Recreate rollout replaces, or the engine a switch removes first,
             # gives its GPUs back before the new pod is scheduled.

@@ -53,6 +53,16 @@ CLUSTER_PERMISSIONS = [
 ESSENTIAL = ("list_pods", "create_deployments")
 
 
+def missing_summary(missing, total=None):
+    """The rights a refusal names: all of them when a few are missing, else how many and a few of
+    them (a namespace that is not the account's misses every one)."""
+    missing = list(missing or [])
+    total = total or len(NAMESPACE_PERMISSIONS)
+    if len(missing) <= 4:
+        return ", ".join(missing)
+    return "%d of the %d rights the collection needs (%s, ...)" % (len(missing), total, ", ".join(missing[:3]))
+
+
 def source_entries(data, src="src"):
     """(context entry, cluster entry, user entry) of the source kubeconfig's current context."""
     contexts = [c for c in data.get("contexts") or [] if isinstance(c, dict)]
@@ -232,7 +242,7 @@ def validate_access(kube, namespace):
     missing = [n for n, _v, _g, _r, _s in NAMESPACE_PERMISSIONS if not permissions[n]]
     if not all(permissions[n] for n in ESSENTIAL):
         raise PermissionDeniedError(
-            "Your ICC account may not use namespace %s (missing: %s)." % (namespace, ", ".join(missing)),
+            "Your ICC account may not use namespace %s (missing: %s)." % (namespace, missing_summary(missing)),
             "Use your own namespace w<id>-default: set user_id to your login (infw<id>) or namespace "
             "to w<id>-default.", missing_permissions=missing)
     quota = None

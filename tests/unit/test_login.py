@@ -205,3 +205,12 @@ def test_main_check_mode_writes_nothing(tmp_path, capsys):
                     "_ansible_diff": True}, capsys)
     assert out["changed"] and not dest.exists()
     assert "s3cr3t-token" not in out["diff"]["after"] and "********" in out["diff"]["after"]
+
+
+def test_missing_rights_are_summarised_when_there_are_many():
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _login
+
+    assert _login.missing_summary(["list_pods", "create_deployments"]) == "list_pods, create_deployments"
+    every = [p[0] for p in _login.NAMESPACE_PERMISSIONS]
+    text = _login.missing_summary(every)
+    assert text == "%d of the %d rights the collection needs (%s, ...)" % (len(every), len(every), ", ".join(every[:3]))
