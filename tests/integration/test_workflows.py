@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from sandboxlib import MODEL, READER, http_json, run_playbook, wait_until
+from sandboxlib import MODEL, READER, REPO, http_json, run_playbook, wait_until
 
 NS = READER  # wstu001-default: a student with a read-only cluster view
 SECOND = "HuggingFaceTB/SmolLM2-135M-Instruct-GPTQ"  # served by the sandbox engine too
@@ -148,7 +148,8 @@ def deployed(sandbox):
     assert health["model"] == MODEL and health["answer"].strip()
     summary = "\n".join(run.result("Summary", NS)["msg"])
     assert "deployed %s with vllm on 1 x gpu-tesla-v100 (node gpu-v" % MODEL in summary
-    assert "svc/webui 3000:3000" in summary
+    # The next step, as a command that runs wherever the collection is installed.
+    assert "API and WebUI: ansible-playbook -i %s haw_icc.llm.access -l %s" % (REPO / "inventories" / "sandbox", NS) in summary
     yield run
     remove_all(sandbox)
 
