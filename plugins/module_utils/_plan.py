@@ -252,6 +252,12 @@ def role_config(inputs, engine, defaults, llm):
     return out
 
 
+def hf_token(inputs, engine):
+    """The Hugging Face token the user set in the inventory: icc_hf_token, else <engine>_hf_token
+    (as tasks/plan.yml hands it to the role), or ''. Never logged."""
+    return str(inputs.get("icc_hf_token", inputs.get(engine.prefix + "hf_token", "")) or "")
+
+
 def gated(inputs, model):
     """Whether the model id matches icc_gated_models (deprecated: the Hub says which models are
     gated), or the built-in patterns when the Hub could not be read."""
@@ -300,10 +306,10 @@ def checks(inputs, engine, llm, names, cfg, facts=None, running=None):
                             names.get(p + "model", "icc_model")))
     hub_refusals, hub_warnings = _model_facts.checks(facts, engine, llm, names, GPU_TYPES.get(llm["gpu_type"]),
                                                      engine.quant_min_cc)
+    token = hf_token(inputs, engine)
     status = (facts or {}).get("status")
     if hub_refusals and status in ("not_found", "no_access", "bad_token") and (
-            running == llm["model"] or (status == "not_found" and llm["hf_token_secret"]
-                                        and not inputs.get("icc_hf_token", inputs.get(p + "hf_token", "")))):
+            running == llm["model"] or (status == "not_found" and llm["hf_token_secret"] and not token)):
         # A model that runs already, or a private one whose token only the cluster's Secret holds.
         hub_warnings = [r + (" It runs already (its files are in the model cache), so this run goes on."
                              if running == llm["model"] else
@@ -315,7 +321,7 @@ def checks(inputs, engine, llm, names, cfg, facts=None, running=None):
     if fit["verdict"] == "refuse" and boolean(inputs.get("icc_memory_check", True), strict=False):
         refusals.append("%s=%s: %s (icc_memory_check=false skips this estimate)"
                         % (names.get(p + "model", "icc_model"), llm["model"], fit["message"]))
-    token_set = bool(inputs.get("icc_hf_token", inputs.get(p + "hf_token", ""))) or bool(llm["hf_token_secret"])
+    token_set = bool(token) or bool(llm["hf_token_secret"])
     warnings = list(rules["warnings"]) + hub_warnings
     hub_gated = status == "no_token" or (status == "ok" and bool(facts.get("gated")))
     by_pattern = gated(inputs, llm["model"]) if (inputs.has("icc_gated_models") or not _model_facts.usable(facts)) \

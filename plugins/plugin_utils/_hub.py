@@ -28,7 +28,7 @@ import json
 import os
 import time
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _model_facts
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _model_facts, _plan
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TIMEOUT = 10
@@ -40,13 +40,6 @@ CACHE_MAX_AGE = 6 * 3600
 def endpoint(inputs):
     value = inputs.get("icc_hf_endpoint", "") or os.environ.get("HF_ENDPOINT", "") or DEFAULT_ENDPOINT
     return str(value).rstrip("/")
-
-
-def token(inputs, engine):
-    """The user's Hugging Face token as set in the inventory (icc_hf_token, else the engine's
-    <engine>_hf_token), or ''."""
-    value = inputs.get("icc_hf_token", "") or inputs.get(engine.prefix + "hf_token", "")
-    return str(value or "")
 
 
 def _run_id():
@@ -93,7 +86,7 @@ def model_facts(inputs, engine, model):
     if not _engine.is_model_id(repo):
         # Not a model id: the engine rules refuse it; nothing to ask the Hub.
         return _model_facts.facts_of(repo, endpoint=url, status="invalid")
-    secret = token(inputs, engine)
+    secret = _plan.hf_token(inputs, engine)
     path = _cache_path(url, repo, secret)
     facts = _cached(path)
     if facts is None:
