@@ -34,7 +34,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {
     "SANDBOX_DIR": str(REPO / ".sandbox-classbench"), "SANDBOX_API_PORT": "59443", "SANDBOX_ETCD_PORT": "59379",
-    "SANDBOX_ETCD_PEER_PORT": "59380", "SANDBOX_KWOK_PORT": "59247", "SANDBOX_ENGINE_PORT": "59800",
+    "SANDBOX_ETCD_PEER_PORT": "59380", "SANDBOX_KWOK_PORT": "59247", "SANDBOX_ENGINE_PORT": "59800", "SANDBOX_HUB_PORT": "59090",
     "SANDBOX_WEBUI": "0",
 }
 SINGLE = "wstu001-default"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleActionFail
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _manifests
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _manifests, _plan
 from ansible_collections.haw_icc.llm.plugins.module_utils import _model_facts
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection, _planner
 from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import ARGS, ComponentAction
@@ -22,7 +22,7 @@ _RUN_VARS = ("state", "purge", "wait", "hf_token", "api_key", "settings")
 
 
 class ActionModule(ComponentAction):
-    _VALID_ARGS = frozenset(("engine",)) | ARGS | _connection.OPTIONS
+    _VALID_ARGS = frozenset(("engine", "plan")) | ARGS | _connection.OPTIONS
 
     @staticmethod
     def settings(value, cfg, prefix):
@@ -38,15 +38,34 @@ class ActionModule(ComponentAction):
                                     "without the prefix %s." % (prefix, ", ".join(unknown), "is" if len(unknown) == 1 else "are", prefix))
         return value
 
+    def from_plan(self, task_vars, engine, llm):
+        """``plan``: the settings of haw_icc.llm.llm_plan (its ``llm``, or ``llm_previous`` with
+        ``state``) -> the role configuration, as the plan resolved it (``_plan.role_config``: the
+        role's defaults, what the running engine had, the user's role variables, the plan's settings),
+        and the run's inputs. What deploy, scale and change_model apply, without a role per engine."""
+        if not isinstance(llm, dict) or llm.get("engine") != engine.name:
+            raise AnsibleActionFail("llm_engine: plan must be the settings of haw_icc.llm.llm_plan for engine %s."
+                                    % engine.name)
+        inputs = _planner.inputs(self._templar, task_vars)
+        cfg = _plan.role_config(inputs, engine, _planner.role_defaults(engine), llm)
+        run = {"state": llm.get("state") or "present", "purge": False, "settings": {},
+               "wait": self.role_var(task_vars, engine.prefix + "wait", ""),
+               "hf_token": _plan.hf_token(inputs, engine),
+               "api_key": self.role_var(task_vars, engine.prefix + "api_key", "") if engine.api_key else ""}
+        return cfg, run
+
     def _run(self, result, task_vars, args):
-        engine = _engines.get(args.get("engine"))
+        engine = _engines.get(args.get("engine") or (args.get("plan") or {}).get("engine"))
         if engine is None:
             raise AnsibleActionFail("llm_engine: engine=%r: use one of %s." % (args.get("engine"), ", ".join(_engines.names())))
         p, step = engine.prefix, self.step_of(args)
-        cfg = self.role_config(task_vars, p, _planner.role_defaults(engine), skip=_RUN_VARS,
-                               renames={"cache_storage_class": "storage_class"})
-        run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
-        cfg.update(self.settings(run["settings"], cfg, p))
+        if args.get("plan"):
+            cfg, run = self.from_plan(task_vars, engine, args["plan"])
+        else:
+            cfg = self.role_config(task_vars, p, _planner.role_defaults(engine), skip=_RUN_VARS,
+                                   renames={"cache_storage_class": "storage_class"})
+            run = dict((k, self.role_var(task_vars, p + k, "")) for k in _RUN_VARS)
+            cfg.update(self.settings(run["settings"], cfg, p))
         state = self.state_of(run["state"], p)
         if step != "wait":  # the wait step runs after the apply step checked (and warned about) it
             # The Hub facts the plan read for this model (haw_icc.llm.llm_plan), when it did.

@@ -9,6 +9,8 @@ The logic is in module_utils/_plan.py (pure, unit-tested); this file reads and t
 
 from __future__ import annotations
 
+import time
+
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
@@ -21,17 +23,8 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("workflow", "request", "wait_timeout", "class_plan"))
 
-    def _inputs(self, task_vars):
-        templar = self._templar
-
-        def lookup(name):
-            if name not in task_vars:
-                return _plan.MISSING
-            return templar.template(task_vars[name])
-
-        return _plan.Inputs(lookup, task_vars.get("inventory_hostname"))
-
     def run(self, tmp=None, task_vars=None):
+        started = time.time()
         result = super(ActionModule, self).run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
@@ -39,7 +32,7 @@ class ActionModule(ActionBase):
             workflow, request, wait_timeout = _planner.task_args(args, "llm_plan")
         except _planner.BadArgs as exc:
             raise AnsibleActionFail(str(exc))
-        inputs = self._inputs(task_vars)
+        inputs = _planner.inputs(self._templar, task_vars)
 
         problems = _plan.input_problems(inputs)
         if problems:
@@ -105,6 +98,7 @@ class ActionModule(ActionBase):
         result.update(
             changed=False,
             workflow=workflow,
+            started=started,  # when the plan began (the deploy summary's time to ready)
             plan=dict(change, summary=_plan.summary_line(ns, change)),
             memory_fit=fit,
             model_facts=facts,

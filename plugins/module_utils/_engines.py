@@ -61,7 +61,7 @@ class Engine(object):
     api_key = False        # the engine checks an API key of its own (vllm_api_key / _secret)
     api_key_env = None     # the environment variable it reads that key from
     # Role variables that are not part of the engine configuration the rules check.
-    not_config = ("hf_token", "api_key", "state", "purge", "wait", "cache_storage_class")
+    not_config = ("hf_token", "api_key", "state", "purge", "wait", "settings", "cache_storage_class")
     # Its /metrics: what a figure is called there (candidates in order of preference), by METRIC_KINDS.
     metric_prefix = None
     metrics = {}

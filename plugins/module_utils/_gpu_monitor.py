@@ -465,13 +465,19 @@ class Monitor(object):
         row["error"] = error
         return dict((k, _round(v)) for k, v in row.items())
 
-    def run(self, count=None, duration=None, interval=5.0):
-        """Sample ``count`` times, or for ``duration`` seconds, every ``interval`` seconds."""
+    def run(self, count=None, duration=None, interval=5.0, on_sample=None):
+        """Sample ``count`` times, or for ``duration`` seconds, every ``interval`` seconds;
+        ``on_sample(index, total, rows)`` is told of each sample's rows (``total``: the number of
+        samples planned)."""
         start = self.clock()
         index = 0
+        total = count if count is not None else max(1, int((duration + 1e-6) // interval) + 1)
         while True:
             began = self.clock()
+            before = len(self.rows)
             self.sample(index)
+            if on_sample is not None:
+                on_sample(index, total, self.rows[before:])
             index += 1
             if count is not None and index >= count:
                 break
@@ -479,6 +485,32 @@ class Monitor(object):
                 break
             self.sleep(max(0.0, interval - (self.clock() - began)))
         return self.rows
+
+
+def sample_line(index, total, rows):
+    """One compact line of a sample's rows, as the original terminal monitor printed them:
+    ``sample 3/12  GPU0 87% 14.2/16.0 GiB 210 W 61 C | GPU1 ...  engine 42.1 tok/s, 2 running``."""
+    parts = []
+    for row in rows:
+        if row.get("gpu_index") is None:
+            continue
+        used, total_mib = row.get("memory_used_mib"), row.get("memory_total_mib")
+        memory = ("%.1f/%.1f GiB" % (used / 1024.0, total_mib / 1024.0)
+                  if isinstance(used, (int, float)) and isinstance(total_mib, (int, float)) else "? GiB")
+        parts.append("GPU%s %s%% %s %s W %s C" % (row["gpu_index"], _fmt_num(row.get("gpu_utilization_pct")), memory,
+                                                 _fmt_num(row.get("power_draw_w")), _fmt_num(row.get("temperature_c"))))
+    first = rows[0] if rows else {}
+    line = "sample %d/%d  %s" % (index + 1, total, " | ".join(parts) if parts else (first.get("error") or "no GPU figures"))
+    tokens, running = first.get("generation_tokens_per_s"), first.get("requests_running")
+    if first.get("engine_metrics") == "ok":
+        line += "  engine %s tok/s, %s running" % (_fmt_num(tokens, 1), _fmt_num(running))
+    return line
+
+
+def _fmt_num(value, digits=0):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "-"
+    return ("%." + str(digits) + "f") % value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,8 +117,9 @@ class Probe(object):
         return result
 
 
-def wait_for(attempt, wait_timeout, sleep, clock=time.monotonic, pause=time.sleep):
-    """Call ``attempt()`` until it returns or ``wait_timeout`` seconds passed; ProbeErrors are retried.
+def wait_for(attempt, wait_timeout, sleep, clock=time.monotonic, pause=time.sleep, on_retry=None):
+    """Call ``attempt()`` until it returns or ``wait_timeout`` seconds passed; ProbeErrors are retried
+    (``on_retry(elapsed seconds, error)`` is told of each before the pause).
 
     ``attempt`` returns (result) or raises ProbeError; the error of the last attempt is re-raised with
     ``elapsed``, ``attempts`` and ``last_observation`` in its details.
@@ -142,6 +143,8 @@ def wait_for(attempt, wait_timeout, sleep, clock=time.monotonic, pause=time.slee
                     exc.message = "Still failing after %ss (%d attempts): %s" % (
                         round(clock() - start, 1), attempts, exc.message)
                 raise
+            if on_retry is not None:
+                on_retry(clock() - start, exc)
             pause(sleep)
 
 

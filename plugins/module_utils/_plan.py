@@ -246,8 +246,13 @@ def role_config(inputs, engine, defaults, llm):
         if key.startswith(p) and key not in skip:
             out[key[len(p):]] = inputs.get(key, keep.get(key[len(p):], default))
     out.update(name=llm["name"], namespace=llm["namespace"], model=llm["model"], gpu_type=llm["gpu_type"],
-               gpu_count=int(llm["gpu_count"]), shm_size=llm["shm_size"], nccl_fallback=llm["nccl_fallback"],
-               storage_class=inputs.get(p + "cache_storage_class", ""))
+               gpu_count=int(llm["gpu_count"]), shm_size=llm["shm_size"],
+               storage_class=inputs.get(p + "cache_storage_class", ""), wait_timeout=int(llm["wait_timeout"]),
+               hf_token_secret=llm.get("hf_token_secret") or "")
+    if engine.var("nccl_fallback"):
+        out["nccl_fallback"] = llm["nccl_fallback"]
+    if engine.api_key:
+        out["api_key_secret"] = llm.get("api_key_secret") or ""
     out.update(engine.specific(llm))
     return out
 

@@ -18,7 +18,7 @@ description:
   - With the role's C(state=present), applies (server-side apply, field manager C(haw-icc-llm)) the
     Secrets of the token and the API key when given, the model cache PVC, the Service and the Deployment,
     built from the engine registry, then (O(step)) waits until the Deployment is Available with the rules
-    of M(haw_icc.llm.rollout_status), printing a progress line every 30 seconds.
+    of M(haw_icc.llm.rollout_status), printing a progress line about every 15 seconds.
   - The pod's C(haw-icc.de/config-checksum) annotation covers the pod template and the resourceVersions of
     the Secrets it reads, so a changed token restarts the pod and a changed wait timeout does not.
   - With C(state=absent), removes the Deployment (and waits until its pods are gone), the Service and the
@@ -33,10 +33,19 @@ extends_documentation_fragment:
   - haw_icc.llm.component
 options:
   engine:
-    description: The engine, and so the role whose variables are read.
+    description:
+      - The engine, and so the role whose variables are read.
+      - Required unless O(plan) is given (then it is the plan's C(engine)).
     type: str
-    required: true
     choices: [vllm, tgi, llamacpp]
+  plan:
+    description:
+      - The settings of M(haw_icc.llm.llm_plan) (its C(facts.llm), or C(facts.llm_previous) with C(state=absent)),
+        as the playbooks deploy, scale and change_model pass them.
+      - The role configuration is then resolved as the plan resolved it (the role's defaults, what the running
+        engine had, the user's role variables, the plan's settings), with the token as the plan reads it
+        (C(icc_hf_token), else the role's C(hf_token)); the role does not have to be included.
+    type: dict
 notes:
   - The Secrets' values are never returned or shown.
 """
@@ -54,6 +63,13 @@ EXAMPLES = r"""
     engine: vllm
     step: wait
     checksum: "{{ vllm_applied.checksum | default(omit) }}"
+
+# What playbooks/tasks/engine.yml does with the plan of haw_icc.llm.llm_plan:
+- name: Apply the engine of the plan
+  haw_icc.llm.llm_engine:
+    step: apply
+    plan: "{{ llm_plan.facts.llm }}"
+  register: applied
 """
 
 RETURN = r"""

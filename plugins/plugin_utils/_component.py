@@ -28,6 +28,16 @@ STEPS = ("all", "apply", "wait")
 ARGS = frozenset(("step", "checksum"))  # the arguments every role core takes besides the connection
 _MISSING = object()
 
+try:  # ansible-core >= 2.19 renders only strings trusted as templates (defaults/main.yml read by us is not)
+    from ansible.template import trust_as_template
+except ImportError:  # older lines render every string
+    def trust_as_template(value):
+        return value
+
+
+def _trusted(value):
+    return trust_as_template(value) if isinstance(value, str) else value
+
 
 class ComponentAction(ActionBase):
     """Base of the role cores; a subclass implements ``_run(result, task_vars, args)``."""
@@ -68,13 +78,19 @@ class ComponentAction(ActionBase):
     def role_config(self, task_vars, prefix, defaults, skip=(), renames=None):
         """The role configuration the rules check: each role variable of ``defaults`` (the role's
         defaults/main.yml) without the prefix, except ``skip``; ``renames`` maps a variable suffix to
-        the configuration key it is checked as."""
+        the configuration key it is checked as. A variable that is not set (the task runs outside its
+        role, as in deploy.yml) has the role's default."""
         renames = renames or {}
+        templar = self._templar
+        if any(key not in task_vars for key in defaults):  # the defaults may refer to each other
+            available = dict((k, _trusted(v)) for k, v in defaults.items())
+            available.update(task_vars)
+            templar = templar.copy_with_new_env(available_variables=available)
         cfg = {}
         for key in defaults:
             suffix = key[len(prefix):]
             if key.startswith(prefix) and suffix not in skip:
-                cfg[renames.get(suffix, suffix)] = self.role_var(task_vars, key)
+                cfg[renames.get(suffix, suffix)] = templar.template(task_vars[key] if key in task_vars else _trusted(defaults[key]))
         return cfg
 
     @staticmethod

@@ -61,6 +61,17 @@ def task_args(args, plugin):
     return workflow, request, args.get("wait_timeout")
 
 
+def inputs(templar, task_vars):
+    """The user's variables of the task's host (``_plan.Inputs``), each templated when read."""
+
+    def lookup(name):
+        if name not in task_vars:
+            return _plan.MISSING
+        return templar.template(task_vars[name])
+
+    return _plan.Inputs(lookup, task_vars.get("inventory_hostname"))
+
+
 def client(inputs):
     """The Kubernetes client of a host: its icc_kubeconfig and icc_context (default: $KUBECONFIG or
     ~/.kube/config and its current context)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -96,6 +97,28 @@ def test_service_checks_check_mode_and_small_load(sandbox, engine):
     checked = run.result("Checked")
     assert not checked.get("failed") and checked["changed"] is False and checked["answer"].strip()
     assert namespace_state(sandbox) == before
+
+
+def test_a_long_wait_prints_progress_lines(sandbox, engine):
+    """Issue 17: while the model does not answer (here: no Ready pod behind the Service, as while a
+    pod pulls its image or loads its model), llm_health prints a line about every 15 s with the
+    elapsed time and the reason, and fails once at the end."""
+    tasks = """
+    - name: No pods for a while
+      haw_icc.llm.llm_health:
+        kubeconfig: "{{ icc_kubeconfig }}"
+        service: %(svc)s-empty
+        wait_timeout: 34
+        sleep: 2
+      ignore_errors: true
+""" % dict(svc=engine)
+    run = run_playbook(playbook(tasks))
+    lines = [line for line in run.stdout.splitlines() if "waiting for the model to answer" in line]
+    assert len(lines) == 2, run.stdout[-3000:]
+    assert all(re.match(r"^\S+: (1[5-9]|2[0-9]|3[0-4])s waiting", line) for line in lines), lines
+    assert all("No Ready pod behind Service" in line for line in lines), lines
+    res = run.result("No pods for a while")
+    assert res["failed"] and res["msg"].count("No Ready pod behind Service") == 1
 
 
 def test_wrong_model_missing_pods_and_wait_timeout(sandbox, engine):

@@ -7,6 +7,7 @@ import csv
 import datetime
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -278,6 +279,22 @@ def test_pod_replaced_and_restarted_mid_run_is_recorded_not_a_crash():
     summary = gm.summarize(mon)
     assert summary["samples"] == 6 and summary["samples_with_gpu_data"] == 4
     assert len(summary["events"]) == 3 and len(summary["errors"]) == 1
+
+
+def test_one_compact_line_per_sample_while_it_samples():
+    cluster = FakeCluster(
+        pods=[pod("vllm-a"), pod("vllm-a"), None],
+        gpu_outputs=[(TWO_GPUS, 0), (TWO_GPUS, 0)],
+        metrics=[vllm(gen=0), vllm(gen=500)])
+    lines = []
+    monitor(cluster).run(count=3, interval=5,
+                         on_sample=lambda i, total, rows: lines.append(gm.sample_line(i, total, rows)))
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("sample 1/3  GPU0 ") and " | GPU1 " in lines[0], lines[0]
+    assert re.search(r"GPU0 \d+% \d+\.\d/\d+\.\d GiB \S+ W \S+ C", lines[0]), lines[0]
+    # the engine's rate needs two samples: none in the first, 500 tokens in 5 s in the second
+    assert lines[0].endswith("engine - tok/s, 2 running") and "engine 100.0 tok/s" in lines[1], lines[:2]
+    assert lines[2] == "sample 3/3  no Running engine pod", lines[2]
 
 
 def test_missing_nvidia_smi_fails_the_first_sample_clearly():

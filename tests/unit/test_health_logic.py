@@ -158,6 +158,20 @@ def test_wait_for_retries_until_success_and_reports_last_error():
     assert "Still failing after 10.0s (3 attempts): still loading" in str(err.value)
 
 
+def test_wait_for_tells_on_retry_of_each_failed_attempt_it_retries():
+    now = [0.0]
+    told = []
+
+    def never():
+        raise ProbeError("still loading")
+
+    with pytest.raises(ProbeError):
+        wait_for(never, 12, 5, clock=lambda: now[0], pause=lambda s: now.__setitem__(0, now[0] + s),
+                 on_retry=lambda elapsed, exc: told.append((elapsed, exc.message)))
+    # attempts at 0, 5 and 10 s; the last is not retried (10 + 5 > 12), so it is not told
+    assert told == [(0.0, "still loading"), (5.0, "still loading")]
+
+
 def run_main(args, capsys):
     with patch_module_args(args):
         with pytest.raises(SystemExit):

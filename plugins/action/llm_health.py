@@ -1,0 +1,47 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of haw_icc.llm.llm_health: the module's logic (``module_utils/_llm_health.run``)
+on the controller, so that a long wait (``wait_timeout``: an image pull, a model download, a model
+load) prints a line about every 15 s: the elapsed time and why the model does not answer yet. With
+``async``, the module runs as a module process as usual (no progress lines)."""
+
+from __future__ import annotations
+
+import time
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.haw_icc.llm.plugins.module_utils import _llm_health
+from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import elapsed_text
+from ansible_collections.haw_icc.llm.plugins.plugin_utils import _inprocess
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import PROGRESS_EVERY
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _supports_async = True
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        if self._task.async_val:  # a background job: the module process, as without this plugin
+            result.update(self._execute_module(task_vars=task_vars,
+                                               wrap_async=not self._connection.has_native_async))
+            return result
+        where = self._task.args.get("namespace") or task_vars.get("inventory_hostname")
+        last = {"shown": time.monotonic()}
+
+        def on_retry(elapsed, exc):
+            if time.monotonic() - last["shown"] < PROGRESS_EVERY:
+                return
+            last["shown"] = time.monotonic()
+            reason = (exc.message or "").splitlines()[0][:160] if getattr(exc, "message", None) else str(exc)[:160]
+            display.display("%s: %s waiting for the model to answer (%s)" % (where, elapsed_text(elapsed), reason))
+
+        result.update(_inprocess.run(self, _llm_health.argument_spec(), _llm_health.RULES, _llm_health.run,
+                                     on_retry=on_retry))
+        return result

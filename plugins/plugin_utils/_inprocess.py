@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: haw_icc.llm contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller-side: run a module's ``run(module)`` (module_utils) inside its action plugin, so that
+the action can print progress through ``Display`` while the module's logic waits. The options are
+validated with the module's own argument spec (``ArgumentSpecValidator``, as AnsibleModule does:
+types, defaults, ``K8S_AUTH_*`` fallbacks, aliases and their deprecations), typed errors become a
+failed result as ``IccModule.fail_from`` makes them, and no_log values are masked in the result."""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+
+from ansible_collections.haw_icc.llm.plugins.module_utils._args import CONNECTION_ARG_SPEC
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
+from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
+
+
+class InProcessModule(object):
+    """The part of ``IccModule`` a module's ``run(module)`` reads."""
+
+    def __init__(self, params, check_mode):
+        self.params = params
+        self.check_mode = check_mode
+        self.no_log_values = set()
+
+    def connection_params(self):
+        return dict((key, self.params.get(key)) for key in CONNECTION_ARG_SPEC)
+
+    def client(self):
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+        return build_client(**self.connection_params())
+
+
+def run(action, spec, rules, func, **kwargs):
+    """The result of ``func(module, **kwargs)`` for the task of ``action`` (an ActionBase)."""
+    validated = ArgumentSpecValidator(spec, **rules).validate(_connection.task_args(action))
+    name = action._task.action
+    if validated.error_messages:
+        return dict(failed=True, msg="%s: %s" % (name, "; ".join(validated.error_messages)))
+    module = InProcessModule(validated.validated_parameters, bool(action._task.check_mode))
+    try:
+        result = func(module, **kwargs)
+    except IccError as exc:
+        result = dict(exc.details)
+        result.update(failed=True, msg=str(exc), error=type(exc).__name__)
+    deprecations = [dict(msg="Alias '%s' is deprecated. See the module docs for more information" % d["name"],
+                         version=d.get("version"), collection_name=d.get("collection_name"))
+                    for d in getattr(validated, "_deprecations", [])]
+    if deprecations:
+        result["deprecations"] = deprecations
+    return remove_values(result, set(validated._no_log_values) | module.no_log_values)
