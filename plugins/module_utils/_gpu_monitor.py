@@ -497,8 +497,9 @@ def sample_line(index, total, rows):
         used, total_mib = row.get("memory_used_mib"), row.get("memory_total_mib")
         memory = ("%.1f/%.1f GiB" % (used / 1024.0, total_mib / 1024.0)
                   if isinstance(used, (int, float)) and isinstance(total_mib, (int, float)) else "? GiB")
-        parts.append("GPU%s %s%% %s %s W %s C" % (row["gpu_index"], _fmt_num(row.get("gpu_utilization_pct")), memory,
-                                                 _fmt_num(row.get("power_draw_w")), _fmt_num(row.get("temperature_c"))))
+        parts.append("GPU%s %s%% %s %s W %s C" % (
+            row["gpu_index"], _fmt_num(row.get("gpu_utilization_pct")), memory, _fmt_num(row.get("power_draw_w")),
+            _fmt_num(row.get("temperature_c"))))
     first = rows[0] if rows else {}
     line = "sample %d/%d  %s" % (index + 1, total, " | ".join(parts) if parts else (first.get("error") or "no GPU figures"))
     tokens, running = first.get("generation_tokens_per_s"), first.get("requests_running")

@@ -167,7 +167,7 @@ def test_a_class_starts_every_engine_before_it_waits_for_the_first(sandbox):
             created.append(pod["metadata"]["creationTimestamp"])
             ready.append([c["lastTransitionTime"] for c in pod["status"]["conditions"] if c["type"] == "Ready"][0])
         assert max(created) < min(ready), (created, ready)
-        waited = [run.result("Wait until the vllm server is ready", ns)["rollout"] for ns in hosts]
+        waited = [run.result("Wait until the engine is ready: vllm", ns)["rollout"] for ns in hosts]
         assert all(w["state"] == "available" for w in waited), waited
     finally:
         for ns in hosts:

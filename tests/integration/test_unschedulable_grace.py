@@ -20,7 +20,7 @@ from sandboxlib import MODEL, SANDBOX_DIR, kubectl_apply, live_pods, remove_coll
 DEPLOY_NS = "wcls020-default"
 HOLDER_NS = ("wcls019-default", "wcls021-default")  # 4 GPUs each: the GPU quota of one namespace
 GRACE = 45  # seconds the holders take to stop
-ROLLOUT_TASK = "Wait until the vllm server is ready"  # its result carries the rollout verdict
+ROLLOUT_TASK = "Wait until the engine is ready: vllm"  # its result carries the rollout verdict
 
 
 def holder(namespace):
