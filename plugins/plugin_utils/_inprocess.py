@@ -46,8 +46,8 @@ def run(action, spec, rules, func, **kwargs):
     except IccError as exc:
         result = dict(exc.details)
         result.update(failed=True, msg=str(exc), error=type(exc).__name__)
-    deprecations = [dict(msg="Alias '%s' is deprecated. See the module docs for more information" % d["name"],
-                         version=d.get("version"), collection_name=d.get("collection_name"))
+    # as AnsibleModule reports them: an alias in deprecated_aliases, an option with removed_in_version
+    deprecations = [dict((k, d[k]) for k in ("msg", "version", "date", "collection_name") if d.get(k))
                     for d in getattr(validated, "_deprecations", [])]
     if deprecations:
         result["deprecations"] = deprecations

@@ -163,10 +163,10 @@ def test_the_walk_ran_every_playbook_at_vvv_with_the_default_callback(walk):
                               "deploy tgi", "cleanup tgi"}
     for label, run in walk.runs.items():
         # -vvv really was on: every run prints its task paths, and every run that asks a module its
-        # connection (all but deploy, scale and change_model, whose steps are all controller-side action
-        # plugins: the plan, the role cores and llm_health).
+        # connection (all but deploy, scale, change_model and monitor without a load, whose steps are all
+        # controller-side action plugins: the plan, the role cores, llm_health, gpu_monitor_sample).
         assert run.data is None and "TASK [" in run.stdout and "task path:" in run.stdout, label
-        assert label.startswith(("deploy", "scale", "change_model")) or "ESTABLISH LOCAL CONNECTION" in run.stdout, label
+        assert label.startswith(("deploy", "scale", "change_model", "monitor")) or "ESTABLISH LOCAL CONNECTION" in run.stdout, label
     # The token reached the engines through their Secrets (so a leak would have had a chance).
     assert "vllm-hf-token" in walk.runs["deploy"].stdout and "tgi-hf-token" in walk.runs["deploy tgi"].stdout
 
