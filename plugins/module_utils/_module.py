@@ -68,3 +68,22 @@ class IccModule(AnsibleModule):
         except IccError as exc:
             self.fail_from(exc)
         self.exit_json(**result)
+
+
+class ParamsModule(object):
+    """What a module's ``run(module)`` reads of ``IccModule``, for running it outside a module
+    process (an action plugin on the controller, or a thread of another module) with parameters
+    already validated against its argument spec."""
+
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.no_log_values = set()
+
+    def connection_params(self):
+        return dict((key, self.params.get(key)) for key in CONNECTION_ARG_SPEC)
+
+    def client(self):
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
+
+        return build_client(**self.connection_params())

@@ -103,6 +103,21 @@ options:
     description: Seconds to wait for one exec or one C(/metrics) answer.
     type: int
     default: 20
+  load:
+    description:
+      - Put the model under load while sampling, with M(haw_icc.llm.llm_health)'s load mode (non-streamed chat
+        completions, run in a thread beside the sampling). A dictionary of its options C(service), C(port),
+        C(model), C(question), C(max_tokens), C(requests) (default 8), C(concurrency), C(api_key_secret),
+        C(api_key_secret_key) and C(timeout).
+      - Without C(service), the load goes to the Service of the engine Deployment that O(selector) finds (it has
+        the Deployment's name), with the API key that engine reads from its Secret.
+      - The figures are returned as RV(load); a failed load is RV(load_error), and the samples are written all
+        the same. Not run in check mode.
+    type: dict
+  load_grace:
+    description: Seconds the load may run on after the last sample before it counts as failed.
+    type: float
+    default: 300
 notes:
   - The account needs C(pods/exec) and C(pods/portforward) in the namespace; ICC students have both in
     their own namespace.
@@ -154,6 +169,14 @@ summary:
       C(tokens_per_s); C(errors); C(events) such as pod restarts; C(files).
   returned: always
   type: dict
+load:
+  description: The load's figures, as M(haw_icc.llm.llm_health) returns them in its C(load).
+  returned: O(load) was given and the load finished
+  type: dict
+load_error:
+  description: Why the load failed or did not finish in time.
+  returned: O(load) was given and the load failed
+  type: str
 summary_lines:
   description: The summary in a few lines for people.
   returned: always

@@ -12,26 +12,9 @@ from __future__ import annotations
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 
-from ansible_collections.haw_icc.llm.plugins.module_utils._args import CONNECTION_ARG_SPEC
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
+from ansible_collections.haw_icc.llm.plugins.module_utils._module import ParamsModule
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
-
-
-class InProcessModule(object):
-    """The part of ``IccModule`` a module's ``run(module)`` reads."""
-
-    def __init__(self, params, check_mode):
-        self.params = params
-        self.check_mode = check_mode
-        self.no_log_values = set()
-
-    def connection_params(self):
-        return dict((key, self.params.get(key)) for key in CONNECTION_ARG_SPEC)
-
-    def client(self):
-        from ansible_collections.haw_icc.llm.plugins.module_utils._client import build_client
-
-        return build_client(**self.connection_params())
 
 
 def run(action, spec, rules, func, **kwargs):
@@ -40,7 +23,7 @@ def run(action, spec, rules, func, **kwargs):
     name = action._task.action
     if validated.error_messages:
         return dict(failed=True, msg="%s: %s" % (name, "; ".join(validated.error_messages)))
-    module = InProcessModule(validated.validated_parameters, bool(action._task.check_mode))
+    module = ParamsModule(validated.validated_parameters, bool(action._task.check_mode))
     try:
         result = func(module, **kwargs)
     except IccError as exc:

@@ -9,6 +9,7 @@ import datetime
 import http.server
 import json
 import pathlib
+import re
 import threading
 import uuid
 
@@ -137,8 +138,13 @@ def test_real_engine_without_metrics_under_load(sandbox, engine, standin, tmp_pa
         assert gpu["peak_memory_used_mib"] == max(float(r["memory_used_mib"]) for r in mine)
     assert summary["gpus"][GPUS - 1]["not_reported"] == ["power_draw_w"]
     check_pictures(result["files"])
-    load = run.result(ROLE + "Wait for the load to finish")
-    assert load["finished"] and load["load"]["completed"] == 2 and load["load"]["failed"] == 0
+    load = run.result(ROLE + "Sample the GPUs and the engine")["load"]
+    assert load["completed"] == 2 and load["failed"] == 0
+    # Issue 17: one compact line per sample while it samples, and no "FAILED - RETRYING" of a wait.
+    lines = [line for line in run.stdout.splitlines() if line.startswith("%s: sample " % NS_ONLY)]
+    assert [line.split()[2] for line in lines] == ["1/4", "2/4", "3/4", "4/4"], run.stdout[-3000:]
+    assert all(re.search(r" GPU0 \d+% [\d.]+/16\.0 GiB \S+ W \S+ C \| GPU1 ", line) for line in lines), lines
+    assert "RETRYING" not in run.stdout
     shown = "\n".join(run.result(ROLE + "Show what the GPUs and the engine did")["msg"])
     assert "4 samples of %s" % NS_ONLY in shown and "load: 2 requests completed" in shown
     after = namespace_state(sandbox)
