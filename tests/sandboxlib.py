@@ -286,6 +286,12 @@ class PlaybookRun:
             name, self.stdout[-3000:], self.stderr[-3000:])
         return found[-1]
 
+    def retried_tasks(self):
+        """The tasks whose ``until`` loop retried on some host (the default callback prints "FAILED -
+        RETRYING" for each retry)."""
+        return [task["task"]["name"] for play in (self.data or {}).get("plays", []) for task in play.get("tasks", [])
+                if any("retries" in res for res in task["hosts"].values())]
+
     def failure_messages(self):
         msgs = []
         for play in (self.data or {}).get("plays", []):

@@ -9,6 +9,8 @@ says what to do. Modules turn them into ``fail_json`` in one place (``_module.Ic
 
 from __future__ import annotations
 
+import re
+
 
 class IccError(Exception):
     """Base of every error of this collection."""
@@ -53,3 +55,15 @@ class PermissionDeniedError(IccError):
 
 class ProbeError(IccError):
     """An LLM server did not answer as an OpenAI-compatible server must."""
+
+
+def renamed(text, names):
+    """``text`` with the options in ``names`` (``{"src": "icc_login_src"}``) called by the names the
+    user wrote, where a message names an option: ``src=...``, ``Set src to ...``, ``... or src to ...``."""
+    for option, variable in sorted((names or {}).items()):
+        if not variable or variable == option:
+            continue
+        o = re.escape(option)
+        text = re.sub(r"\b%s=" % o, variable + "=", text)
+        text = re.sub(r"\b([Ss]et|or) %s\b(?= to\b| \(|$|[ ,.;])" % o, r"\1 " + variable.replace("\\", "\\\\"), text)
+    return text

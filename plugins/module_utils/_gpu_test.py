@@ -147,3 +147,13 @@ def lines(namespace, target, pod_name, spec, out, results):
 
 def prefixed(results, prefix):
     return [dict(c, name=(prefix or "") + c["name"]) for c in results]
+
+
+def engine_target(pods, services):
+    """``(pod, service)`` that test_gpu checks: the newest Running engine pod that is not being
+    deleted (``{}`` without one) and the first engine Service by name (``''`` without one)."""
+    running = [p for p in pods or [] if (p.get("status") or {}).get("phase") == "Running"
+               and not (p.get("metadata") or {}).get("deletionTimestamp")]
+    running.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+    names = sorted((s.get("metadata") or {}).get("name") or "" for s in services or [])
+    return (running[0] if running else {}), (names[0] if names else "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._args import CONNECTION_ARG_SPEC
-from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
+from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError, renamed
 
 SECRET_KEYS = ("token", "client-key-data", "password", "client-certificate-data", "id-token",
                "refresh-token", "access-token", "secret")
@@ -59,7 +59,8 @@ class IccModule(AnsibleModule):
 
     def fail_from(self, exc, **result):
         result.update(exc.details)
-        self.fail_json(msg=str(exc), error=type(exc).__name__, **result)
+        # A module with the option ``variables`` names the caller's variables instead of its options.
+        self.fail_json(msg=renamed(str(exc), self.params.get("variables")), error=type(exc).__name__, **result)
 
     def run(self, func):
         """Run ``func(module)`` and exit with its result dict; typed errors fail cleanly."""

@@ -48,6 +48,13 @@ options:
   context:
     description: Name of the context in O(dest). Defaults to the context name of O(src).
     type: str
+  variables:
+    description:
+      - "The names of the caller's variables by option, such as C({src: icc_login_src, user_id: icc_user_id}), for a
+        playbook that passes its own variables on. A refusal then names the variable as the user wrote it
+        (C(icc_login_src=...) and C(Set icc_login_src to ...)) instead of the module's option."
+    type: dict
+    default: {}
   merge:
     description:
       - Merge into an existing O(dest), keeping its other entries.
@@ -255,6 +262,7 @@ def main():
         validate_certs=dict(type="bool", default=True),
         request_timeout=dict(type="int", default=10),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        variables=dict(type="dict", default={}),
     )
     module = IccModule(argument_spec=spec, supports_check_mode=True,
                        mutually_exclusive=[("user_id", "namespace")])

@@ -113,7 +113,7 @@ def test_throwaway_is_deployed_checked_asked_and_removed(sandbox, user_engine):
     assert "model %s answered" % TINYLLAMA in checks[prefix + "API answers"]["detail"]
 
     # The throwaway was what the issue asks for: 1 GPU, fp16, a small context, no PVC.
-    (pod,) = run.result("Find the throwaway pod")["resources"]
+    (pod,) = run.result("Find the throwaway pod")["pods"]
     container = pod["spec"]["containers"][0]
     args = container["args"]
     assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == NAME
@@ -123,8 +123,10 @@ def test_throwaway_is_deployed_checked_asked_and_removed(sandbox, user_engine):
     cache = [v for v in pod["spec"]["volumes"] if v["name"] == "cache"][0]
     assert "emptyDir" in cache and "persistentVolumeClaim" not in cache
 
-    # Nothing of it is left, and the user's engine is exactly as before.
+    # Nothing of it is left (its removal waited for its pods; no "FAILED - RETRYING" of a poll), and the
+    # user's engine is exactly as before.
     assert left_over(sandbox) == []
+    assert run.retried_tasks() == []
     assert identity(sandbox) == user_engine
     after = namespace_snapshot(sandbox, NS)
     assert {k: v for k, v in after.items() if not k.startswith("Pod/")} == \

@@ -76,9 +76,10 @@ def test_a_is_refused_in_bs_namespace(sandbox, b_deployed, tmp_path, playbook):
     run = aimed_at_b(sandbox, playbook, tmp_path)
     assert run.rc != 0, run.stdout[-3000:]
     msgs = run.failure_messages()
-    # The last failure is what the play ends with (a rescued read error comes before it).
     assert msgs and B in msgs[-1] and "namespace" in msgs[-1], msgs
     assert "Traceback" not in msgs[-1] and "Exception '" not in msgs[-1], msgs[-1]
+    # Issue 17: each failure once (no raw read error before the clear message, no re-raise by a rescue).
+    assert len(msgs) == 1, msgs
     assert changes(before, cluster_snapshot(sandbox)) == {}
     written = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()]
     assert written in ([], ["config.txt"]), written  # login's copied source only

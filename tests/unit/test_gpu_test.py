@@ -84,3 +84,20 @@ def test_checks_name_each_mismatch():
     unreadable = _gpu_test.checks(spec, out, {"msg": "refused"}, "vllm", {"msg": "container not found"}, 1024)
     assert unreadable[-1] == {"name": "Engine log", "ok": False, "detail": "log not readable: container not found"}
     assert unreadable[-2]["detail"] == "refused"
+
+
+def _pod(name, phase="Running", created="2026-12-01T10:00:00Z", deleting=False):
+    meta = {"name": name, "creationTimestamp": created}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-01T11:00:00Z"
+    return {"metadata": meta, "status": {"phase": phase}}
+
+
+def test_engine_target_is_the_newest_running_pod_not_being_deleted_and_the_first_service():
+    pods = [_pod("old", created="2026-12-01T09:00:00Z"), _pod("new", created="2026-12-01T10:00:00Z"),
+            _pod("leaving", created="2026-12-01T11:00:00Z", deleting=True),
+            _pod("pending", phase="Pending", created="2026-12-01T12:00:00Z")]
+    services = [{"metadata": {"name": "vllm"}}, {"metadata": {"name": "tgi"}}]
+    pod, service = _gpu_test.engine_target(pods, services)
+    assert pod["metadata"]["name"] == "new" and service == "tgi"
+    assert _gpu_test.engine_target([_pod("p", phase="Pending")], []) == ({}, "")

@@ -214,3 +214,17 @@ def test_missing_rights_are_summarised_when_there_are_many():
     every = [p[0] for p in _login.NAMESPACE_PERMISSIONS]
     text = _login.missing_summary(every)
     assert text == "%d of the %d rights the collection needs (%s, ...)" % (len(every), len(every), ", ".join(every[:3]))
+
+
+def test_refusals_name_the_callers_variables():
+    from ansible_collections.haw_icc.llm.plugins.module_utils._errors import renamed
+
+    names = {"src": "icc_login_src", "user_id": "icc_user_id", "namespace": "icc_namespace", "dest": "dest"}
+    assert renamed("The kubeconfig src=/x.txt does not exist. Set src to the path of the downloaded config.txt.",
+                   names) == ("The kubeconfig icc_login_src=/x.txt does not exist. Set icc_login_src to the path of "
+                              "the downloaded config.txt.")
+    # prose that only mentions a namespace stays as it is; the option in "set ... or namespace to" is renamed
+    assert renamed("may not use namespace w1-default: set user_id to your login or namespace to w<id>-default.",
+                   names) == "may not use namespace w1-default: set icc_user_id to your login or icc_namespace to w<id>-default."
+    assert renamed("user_id='infw1; id': refused", names) == "icc_user_id='infw1; id': refused"
+    assert renamed("Set src to x", {}) == "Set src to x"
