@@ -19,6 +19,8 @@ each None when the repository does not say), with ``source`` 'hub'.
 
 from __future__ import annotations
 
+import re
+
 # The safetensors dtype GPTQ and AWQ pack their weights into.
 _PACKED = ("I32",)
 
@@ -167,6 +169,39 @@ _SAME = {"gptq_marlin": "gptq", "marlin": "gptq", "awq_marlin": "awq"}
 
 def _page(facts):
     return "%s/%s" % ((facts.get("endpoint") or "https://huggingface.co").rstrip("/"), facts.get("model"))
+
+
+# What a repository name says of its checkpoint (the Hub's quantization_config decides when it is read).
+_NAME_FORMATS = (("gptq", "GPTQ"), ("awq", "AWQ"), ("gguf", "GGUF"))
+
+
+def name_checks(engine, llm, names):
+    """Warnings from the model's name alone, for when the Hub could not be read: a quantization
+    setting the name contradicts (``icc_quantization: gptq`` with a model that has no GPTQ in its
+    name), and a GGUF repository for an engine that does not load one."""
+    warnings = []
+    model = str(llm.get("model") or "")
+    p = engine.prefix
+    model_var = names.get(p + "model", "icc_model")
+    marked = [label for marker, label in _NAME_FORMATS
+              if re.search(r"(^|[-_./])%s([-_.:]|$)" % marker, model.split("/")[-1], re.I)]
+    quant_var = engine.var("quantization")
+    if quant_var:
+        wanted = str(llm.get("quantization") or "").lower()
+        quant_name = names.get(quant_var, "icc_quantization")
+        base = _SAME.get(wanted, wanted)
+        if base in ("gptq", "awq") and base.upper() not in marked:
+            warnings.append(
+                "%s=%s: %s=%s has no %s in its name, so it is probably not a %s checkpoint and %s would refuse "
+                "to load it that way (the Hub could not be asked). Use %s '' for it, or a %s variant (-%s in "
+                "the name)." % (quant_name, wanted, model_var, model, base.upper(), base.upper(), engine.display,
+                                quant_name, base.upper(), base.upper()))
+    if "GGUF" in marked and engine.name != "llamacpp":
+        warnings.append(
+            "%s=%s looks like a GGUF repository, which %s does not load by its id (the Hub could not be asked). "
+            "Use icc_engine llamacpp for GGUF models, or the original (safetensors) repository." % (
+                model_var, model, engine.display))
+    return warnings
 
 
 def checks(facts, engine, llm, names, gpu_info, min_cc):

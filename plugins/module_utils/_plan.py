@@ -311,6 +311,8 @@ def checks(inputs, engine, llm, names, cfg, facts=None, running=None):
                             names.get(p + "model", "icc_model")))
     hub_refusals, hub_warnings = _model_facts.checks(facts, engine, llm, names, GPU_TYPES.get(llm["gpu_type"]),
                                                      engine.quant_min_cc)
+    if not _model_facts.usable(facts):  # no checkpoint facts: what the model's name says
+        hub_warnings += _model_facts.name_checks(engine, llm, names)
     token = hf_token(inputs, engine)
     status = (facts or {}).get("status")
     if hub_refusals and status in ("not_found", "no_access", "bad_token") and (

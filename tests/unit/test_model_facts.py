@@ -274,3 +274,27 @@ def test_a_running_model_or_a_private_one_with_a_secret_token_is_only_warned():
 
 
 _SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_without_the_hub_the_name_warns_of_a_quantization_it_contradicts():
+    """Issue 17: the example's icc_quantization gptq with a model that is no GPTQ checkpoint passed the
+    preflight. With the Hub it is refused from config.json (above); offline the name is all there is."""
+    down = lambda model: _model_facts.facts_of(model, endpoint=HUB, status="unreachable")  # noqa: E731
+    model = "mistralai/Mistral-7B-Instruct-v0.2"
+    (refusals, warnings, _fit), _inp = plan_checks(down(model), icc_model=model, icc_quantization="gptq")
+    [warning] = [w for w in warnings if "probably not a GPTQ checkpoint" in w]
+    assert warning.startswith("icc_quantization=gptq: icc_model=%s has no GPTQ in its name" % model), warning
+    assert "Use icc_quantization '' for it" in warning and not any("GPTQ" in r for r in refusals)
+    # a name that says GPTQ, or no quantization set: nothing to say
+    for values in ({"icc_model": "TheBloke/Mistral-7B-Instruct-v0.2-GPTQ", "icc_quantization": "gptq"},
+                   {"icc_model": model}):
+        (_r, warnings, _fit), _inp = plan_checks(down(values["icc_model"]), **values)
+        assert not any("probably not" in w for w in warnings), warnings
+    # a GGUF repository for vLLM
+    gguf = "bartowski/SmolLM2-135M-Instruct-GGUF"
+    (_r, warnings, _fit), _inp = plan_checks(down(gguf), icc_model=gguf)
+    assert any("looks like a GGUF repository, which vLLM does not load by its id" in w for w in warnings), warnings
+    # with the Hub's facts the name steps back
+    (_r, warnings, _fit), _inp = plan_checks(hub_facts("HuggingFaceTB/SmolLM2-135M-Instruct"),
+                                             icc_model="HuggingFaceTB/SmolLM2-135M-Instruct", icc_quantization="gptq")
+    assert not any("probably not" in w for w in warnings), warnings
