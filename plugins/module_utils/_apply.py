@@ -26,6 +26,9 @@ KINDS = {
     ("v1", "PersistentVolumeClaim"): "/api/v1/namespaces/%s/persistentvolumeclaims",
     ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/%s/deployments",
     ("networking.k8s.io/v1", "Ingress"): "/apis/networking.k8s.io/v1/namespaces/%s/ingresses",
+    ("batch/v1", "Job"): "/apis/batch/v1/namespaces/%s/jobs",
+    ("v1", "Pod"): "/api/v1/namespaces/%s/pods",
+    ("v1", "ConfigMap"): "/api/v1/namespaces/%s/configmaps",
 }
 # Fields the API server (or a controller) writes: not part of what a run changes.
 _SERVER_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -94,19 +97,24 @@ def apply(kube, obj, dry_run=False):
 
 
 def delete(kube, api_version, kind, namespace, name, dry_run=False, wait_timeout=0, poll=1.0,
-           clock=time.monotonic, sleep=time.sleep):
+           clock=time.monotonic, sleep=time.sleep, progress=None):
     """Delete an object (its dependents first: foreground propagation) and, with ``wait_timeout``,
-    wait until it is gone. Returns ``{"changed", "before"}``; a missing object is not a change."""
+    wait until it is gone (``progress(seconds waited)`` after each look). Returns ``{"changed",
+    "before"}``; a missing object is not a change."""
     before = get(kube, api_version, kind, namespace, name)
     if before is None:
         return {"changed": False, "before": None}
     if (before.get("metadata") or {}).get("deletionTimestamp") is None:
         from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
 
+        # In the body: the API server reads a DELETE's query parameters only when it has no body, so a
+        # dryRun in the query next to this body would delete for real.
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
-            kube.request_raw("DELETE", path(api_version, kind, namespace, name),
-                             {"dryRun": "All" if dry_run else None}, body=body, content_type="application/json")
+            kube.request_raw("DELETE", path(api_version, kind, namespace, name), body=body,
+                             content_type="application/json")
         except ApiException as exc:
             if getattr(exc, "status", None) != 404:
                 raise
@@ -117,5 +125,7 @@ def delete(kube, api_version, kind, namespace, name, dry_run=False, wait_timeout
                 raise TimeoutError("%s %s/%s is still there %d s after it was deleted (finalizers, or pods that do not "
                                    "stop?): kubectl -n %s describe %s %s"
                                    % (kind, namespace, name, wait_timeout, namespace, kind.lower(), name))
+            if progress is not None:
+                progress(clock() - start)
             sleep(poll)
     return {"changed": True, "before": before}

@@ -9,17 +9,12 @@ The collection's objects carry ``app.kubernetes.io/part-of=haw-icc-llm``. They g
 
 from __future__ import annotations
 
-# Deletion order, with the API path of each kind's namespaced list.
-KINDS = (
-    ("apps/v1", "Deployment", "/apis/apps/v1/namespaces/%s/deployments"),
-    ("batch/v1", "Job", "/apis/batch/v1/namespaces/%s/jobs"),
-    ("v1", "Pod", "/api/v1/namespaces/%s/pods"),
-    ("v1", "Service", "/api/v1/namespaces/%s/services"),
-    ("networking.k8s.io/v1", "Ingress", "/apis/networking.k8s.io/v1/namespaces/%s/ingresses"),
-    ("v1", "ConfigMap", "/api/v1/namespaces/%s/configmaps"),
-    ("v1", "Secret", "/api/v1/namespaces/%s/secrets"),
-    ("v1", "PersistentVolumeClaim", "/api/v1/namespaces/%s/persistentvolumeclaims"),
-)
+from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
+
+# Deletion order, with the API path of each kind's namespaced list (``_apply.KINDS``).
+KINDS = tuple((api_version, kind, _apply.KINDS[(api_version, kind)]) for api_version, kind in (
+    ("apps/v1", "Deployment"), ("batch/v1", "Job"), ("v1", "Pod"), ("v1", "Service"), ("networking.k8s.io/v1", "Ingress"),
+    ("v1", "ConfigMap"), ("v1", "Secret"), ("v1", "PersistentVolumeClaim")))
 DATA_KINDS = ("PersistentVolumeClaim",)
 
 

@@ -467,9 +467,10 @@ def test_bad_input_absent_only_checks_names(sandbox, inventory):
 
 
 def test_roles_need_nothing_cluster_scoped():
-    """Every kind the role cores (llm_engine, llm_webui) apply or delete is namespaced: a
-    namespace-only kubeconfig is enough (the tests above use one)."""
+    """Every kind the role cores (llm_engine, llm_webui) apply or delete, and cleanup's llm_remove
+    deletes, is namespaced: a namespace-only kubeconfig is enough (the tests above use one)."""
     from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
 
     assert all("/namespaces/%s/" in path for path in _apply.KINDS.values())
-    assert {kind for _version, kind in _apply.KINDS} == {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "Secret"}
+    assert {kind for _version, kind in _apply.KINDS} == {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "Secret",
+                                                       "Job", "Pod", "ConfigMap"}

@@ -133,7 +133,7 @@ def test_comparable_ignores_what_the_server_writes():
     assert _apply.comparable(before) != _apply.comparable(dict(after, spec={"replicas": 0}))
     assert _apply.path("apps/v1", "Deployment", "w1-default", "vllm") == "/apis/apps/v1/namespaces/w1-default/deployments/vllm"
     with pytest.raises(ValueError):
-        _apply.path("v1", "ConfigMap", "w1-default")
+        _apply.path("rbac.authorization.k8s.io/v1", "Role", "w1-default")
 
 
 def webui_cfg(**over):
@@ -165,3 +165,46 @@ def test_webui_objects_and_ingress():
     b = _manifests.webui_objects(webui_cfg(), secret_versions=("1", "8"))[-1]
     assert a["spec"]["template"]["metadata"]["annotations"] != b["spec"]["template"]["metadata"]["annotations"]
     assert _manifests.webui_objects(webui_cfg(wait_timeout=60), ("1",))[-1] == _manifests.webui_objects(webui_cfg(), ("1",))[-1]
+
+
+class _Deleting(object):
+    """A client whose object is gone after ``looks`` more GETs once it was deleted."""
+
+    def __init__(self, looks):
+        self.looks, self.deleted = looks, False
+
+    def get_raw(self, path, query=None):
+        from ansible_collections.haw_icc.llm.plugins.module_utils._client import ApiException
+
+        if self.deleted:
+            if self.looks <= 0:
+                raise ApiException(status=404)
+            self.looks -= 1
+        return json.dumps({"kind": "Deployment", "metadata": {"name": "vllm", "namespace": "ns"}})
+
+    def request_raw(self, method, path, query=None, body=None, content_type=None):
+        assert method == "DELETE" and body["propagationPolicy"] == "Foreground"
+        self.bodies = getattr(self, "bodies", []) + [(query, body)]
+        self.deleted = not body.get("dryRun")
+        return "{}"
+
+
+def test_delete_waits_for_the_object_and_reports_its_progress():
+    now = [0.0]
+    waited = []
+    res = _apply.delete(_Deleting(3), "apps/v1", "Deployment", "ns", "vllm", wait_timeout=60, poll=5,
+                        clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s), progress=waited.append)
+    assert res["changed"] and waited == [0.0, 5.0, 10.0]
+    with pytest.raises(TimeoutError, match="still there 12 s after it was deleted"):
+        _apply.delete(_Deleting(100), "apps/v1", "Deployment", "ns", "vllm", wait_timeout=12, poll=5,
+                      clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+
+
+def test_a_dry_run_delete_says_so_in_its_body():
+    """The API server reads a DELETE's query parameters only without a body: a dryRun in the query beside
+    the DeleteOptions body deleted for real (check mode of cleanup and of state=absent)."""
+    kube = _Deleting(0)
+    res = _apply.delete(kube, "v1", "Service", "ns", "vllm", dry_run=True, wait_timeout=60)
+    assert res["changed"] and not kube.deleted
+    [(query, body)] = kube.bodies
+    assert body["dryRun"] == ["All"] and not (query or {}).get("dryRun")
