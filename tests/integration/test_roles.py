@@ -218,6 +218,11 @@ def test_vllm_config_change_restarts_the_pod(sandbox, inventory, vllm):
 
 
 def test_vllm_absent_keeps_cache_and_purge_removes_it(sandbox, inventory, vllm):
+    # Check mode first: a server-side dry run of each deletion, nothing goes (before the fix the dryRun
+    # was in the query of a DELETE with a body, which the API server ignores, and everything went).
+    before = snapshot(sandbox, NS_VLLM)
+    dry = ok(play("vllm", inventory, NS_VLLM, check=True, vllm_state="absent", vllm_purge=True))
+    assert dry.changed() >= 1 and snapshot(sandbox, NS_VLLM) == before
     run = ok(play("vllm", inventory, NS_VLLM, vllm_state="absent"))
     assert run.changed() >= 1
     names = set(snapshot(sandbox, NS_VLLM))
