@@ -184,7 +184,7 @@ def name_checks(engine, llm, names):
     p = engine.prefix
     model_var = names.get(p + "model", "icc_model")
     marked = [label for marker, label in _NAME_FORMATS
-              if re.search(r"(^|[-_./])%s([-_.:]|$)" % marker, model.split("/")[-1], re.I)]
+              if re.search(r"(^|[-_./])%s([-_.:]|$)" % marker, model.rsplit("/", maxsplit=1)[-1], re.I)]
     quant_var = engine.var("quantization")
     if quant_var:
         wanted = str(llm.get("quantization") or "").lower()

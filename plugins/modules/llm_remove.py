@@ -26,6 +26,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
+    description: Each deletion is a server-side dry run; nothing goes, and nothing is waited for.
   diff_mode:
     support: full
     description: Shows each deleted object before it went, with Secret data hidden.

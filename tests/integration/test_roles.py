@@ -477,5 +477,5 @@ def test_roles_need_nothing_cluster_scoped():
     from ansible_collections.haw_icc.llm.plugins.module_utils import _apply
 
     assert all("/namespaces/%s/" in path for path in _apply.KINDS.values())
-    assert {kind for _version, kind in _apply.KINDS} == {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "Secret",
-                                                       "Job", "Pod", "ConfigMap"}
+    kinds = {"Deployment", "Service", "PersistentVolumeClaim", "Ingress", "Secret", "Job", "Pod", "ConfigMap"}
+    assert {kind for _version, kind in _apply.KINDS} == kinds

@@ -279,7 +279,9 @@ _SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"
 def test_without_the_hub_the_name_warns_of_a_quantization_it_contradicts():
     """Issue 17: the example's icc_quantization gptq with a model that is no GPTQ checkpoint passed the
     preflight. With the Hub it is refused from config.json (above); offline the name is all there is."""
-    down = lambda model: _model_facts.facts_of(model, endpoint=HUB, status="unreachable")  # noqa: E731
+    def down(model):
+        return _model_facts.facts_of(model, endpoint=HUB, status="unreachable")
+
     model = "mistralai/Mistral-7B-Instruct-v0.2"
     (refusals, warnings, _fit), _inp = plan_checks(down(model), icc_model=model, icc_quantization="gptq")
     [warning] = [w for w in warnings if "probably not a GPTQ checkpoint" in w]
