@@ -10,29 +10,20 @@ from __future__ import annotations
 
 import time
 
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.haw_icc.llm.plugins.module_utils import _llm_health
 from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import elapsed_text
-from ansible_collections.haw_icc.llm.plugins.plugin_utils import _inprocess
 from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import PROGRESS_EVERY
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._inprocess import InProcessAction
 
 display = Display()
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _supports_async = True
-    _supports_check_mode = True
+class ActionModule(InProcessAction):
+    task = _llm_health
 
-    def run(self, tmp=None, task_vars=None):
-        result = super(ActionModule, self).run(tmp, task_vars)
-        if self._task.async_val:  # a background job: the module process, as without this plugin
-            result.update(self._execute_module(task_vars=task_vars,
-                                               wrap_async=not self._connection.has_native_async))
-            return result
-        where = self._task.args.get("namespace") or task_vars.get("inventory_hostname")
+    def callbacks(self, where):
         last = {"shown": time.monotonic()}
 
         def on_retry(elapsed, exc):
@@ -42,6 +33,4 @@ class ActionModule(ActionBase):
             reason = (exc.message or "").splitlines()[0][:160] if getattr(exc, "message", None) else str(exc)[:160]
             display.display("%s: %s waiting for the model to answer (%s)" % (where, elapsed_text(elapsed), reason))
 
-        result.update(_inprocess.run(self, _llm_health.argument_spec(), _llm_health.RULES, _llm_health.run,
-                                     on_retry=on_retry))
-        return result
+        return {"on_retry": on_retry}

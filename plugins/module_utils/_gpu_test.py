@@ -19,6 +19,7 @@ from ansible_collections.haw_icc.llm.plugins.module_utils._live import command_s
 from ansible_collections.haw_icc.llm.plugins.module_utils._gpu_monitor import split_csv_line
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_RESOURCE
 from ansible_collections.haw_icc.llm.plugins.module_utils._logs import ERRORS
+from ansible_collections.haw_icc.llm.plugins.module_utils._rollout import newest
 from ansible_collections.haw_icc.llm.plugins.module_utils._text import truncate
 
 _TP_FLAGS = ("--tensor-parallel-size", "-tp", "--num-shard")
@@ -152,8 +153,6 @@ def prefixed(results, prefix):
 def engine_target(pods, services):
     """``(pod, service)`` that test_gpu checks: the newest Running engine pod that is not being
     deleted (``{}`` without one) and the first engine Service by name (``''`` without one)."""
-    running = [p for p in pods or [] if (p.get("status") or {}).get("phase") == "Running"
-               and not (p.get("metadata") or {}).get("deletionTimestamp")]
-    running.sort(key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "", reverse=True)
+    pod = newest([p for p in pods or [] if (p.get("status") or {}).get("phase") == "Running"])
     names = sorted((s.get("metadata") or {}).get("name") or "" for s in services or [])
-    return (running[0] if running else {}), (names[0] if names else "")
+    return pod or {}, (names[0] if names else "")

@@ -10,6 +10,7 @@ failed result as ``IccModule.fail_from`` makes them, and no_log values are maske
 from __future__ import annotations
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
@@ -35,3 +36,27 @@ def run(action, spec, rules, func, **kwargs):
     if deprecations:
         result["deprecations"] = deprecations
     return remove_values(result, set(validated._no_log_values) | module.no_log_values)
+
+
+class InProcessAction(ActionBase):
+    """Base of an action plugin that runs its module's ``run(module, **callbacks)`` on the
+    controller; with ``async`` the module runs as a module process, as without the plugin. A
+    subclass sets ``task`` (the module_utils file with ``argument_spec``, ``RULES`` and ``run``) and
+    implements ``callbacks(where)``: the keyword arguments of ``run`` that print progress."""
+
+    TRANSFERS_FILES = False
+    _supports_async = True
+    _supports_check_mode = True
+    task = None
+
+    def callbacks(self, where):
+        raise NotImplementedError
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(InProcessAction, self).run(tmp, task_vars)
+        if self._task.async_val:
+            result.update(self._execute_module(task_vars=task_vars, wrap_async=not self._connection.has_native_async))
+            return result
+        where = self._task.args.get("namespace") or (task_vars or {}).get("inventory_hostname")
+        result.update(run(self, self.task.argument_spec(), self.task.RULES, self.task.run, **self.callbacks(where)))
+        return result
