@@ -18,6 +18,7 @@ display = Display()
 
 class ActionModule(InProcessAction):
     task = _gpu_monitor_task
+    failure = "the GPU monitor could not sample"
 
     def callbacks(self, where):
         def on_sample(index, total, rows):

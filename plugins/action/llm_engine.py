@@ -22,7 +22,36 @@ _RUN_VARS = ("state", "purge", "wait", "hf_token", "api_key", "settings")
 
 
 class ActionModule(ComponentAction):
-    _VALID_ARGS = frozenset(("engine", "plan")) | ARGS | _connection.OPTIONS
+    _VALID_ARGS = frozenset(("engine", "plan", "replaces")) | ARGS | _connection.OPTIONS
+    component = "the engine"
+
+    @staticmethod
+    def removal(engine, name, purge=False):
+        """What removing the engine ``name`` deletes, in order: the Deployment first, and its pods gone
+        (foreground), so that its GPUs are free afterwards; the model cache PVC only with ``purge``."""
+        names = _manifests.names(engine, name)
+        steps = [("apps/v1", "Deployment", names["deployment"], 300), ("v1", "Service", names["service"], 0),
+                 ("v1", "Secret", names["hf_secret"], 0)]
+        if names["key_secret"]:
+            steps.append(("v1", "Secret", names["key_secret"], 0))
+        if purge:
+            steps.append(("v1", "PersistentVolumeClaim", names["pvc"], 120))
+        return steps, [] if purge else ["PersistentVolumeClaim/%s" % names["pvc"]]
+
+    def replace(self, kube, namespace, replaces, result):
+        """``replaces``: the engine this one replaces (haw_icc.llm.llm_plan's ``plan.switch``:
+        ``{engine, name}``), removed before the new one is applied; its model cache PVC is kept."""
+        old = _engines.get(replaces.get("engine")) if isinstance(replaces, dict) else None
+        if old is None or not isinstance(replaces.get("name"), str) or not replaces["name"]:
+            raise AnsibleActionFail("llm_engine: replaces=%r: use the plan's switch, {engine: one of %s, name: "
+                                    "its Deployment}." % (replaces, ", ".join(_engines.names())))
+        steps, kept = self.removal(old, replaces["name"])
+        removed = {"engine": old.name, "name": replaces["name"], "objects": [], "kept": kept}
+        self.remove_all(kube, namespace, steps, removed)
+        result["changed"] = result.get("changed") or bool(removed.pop("changed", False))
+        if removed.get("diff"):
+            result.setdefault("diff", []).extend(removed.pop("diff"))
+        result["replaced"] = removed
 
     @staticmethod
     def settings(value, cfg, prefix):
@@ -86,20 +115,15 @@ class ActionModule(ComponentAction):
         if state == "present" and report["warnings"]:
             result["warnings"] = ["%s: %s" % (cfg["namespace"], w) for w in report["warnings"]]
         kube = _connection.client(args)
-        names = _manifests.names(engine, cfg["name"])
         result.update(changed=False, objects=[])
         if state == "absent":
-            # The Deployment first, and its pods gone (foreground), so that its GPUs are free afterwards.
-            steps = [("apps/v1", "Deployment", names["deployment"], 300), ("v1", "Service", names["service"], 0),
-                     ("v1", "Secret", names["hf_secret"], 0)]
-            if names["key_secret"]:
-                steps.append(("v1", "Secret", names["key_secret"], 0))
-            if run["purge"] and not self.is_false(run["purge"]):
-                steps.append(("v1", "PersistentVolumeClaim", names["pvc"], 120))
-            else:
-                result["kept"] = ["PersistentVolumeClaim/%s" % names["pvc"]]
+            steps, kept = self.removal(engine, cfg["name"], bool(run["purge"]) and not self.is_false(run["purge"]))
+            if kept:
+                result["kept"] = kept
             self.remove_all(kube, cfg["namespace"], steps, result)
             return
+        if args.get("replaces"):
+            self.replace(kube, cfg["namespace"], args["replaces"], result)
 
         # The Secrets of the values given (the pod reads them through secretKeyRef), else the user's own.
         refs = {"hf": cfg.get("hf_token_secret") or "", "key": cfg.get("api_key_secret") or ""}

@@ -22,6 +22,7 @@ display = Display()
 
 class ActionModule(InProcessAction):
     task = _llm_health
+    failure = "the model did not answer"
 
     def callbacks(self, where):
         last = {"shown": time.monotonic()}

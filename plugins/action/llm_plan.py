@@ -17,12 +17,16 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.haw_icc.llm.plugins.module_utils import _plan
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _planner
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._failure import printed_once
 
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("workflow", "request", "wait_timeout", "class_plan"))
 
+    failure = "the preflight stopped the run; nothing was changed"
+
+    @printed_once
     def run(self, tmp=None, task_vars=None):
         started = time.time()
         result = super(ActionModule, self).run(tmp, task_vars)

@@ -21,6 +21,9 @@ from ansible_collections.haw_icc.llm.plugins.plugin_utils._component import PROG
 class ActionModule(ComponentAction):
     _VALID_ARGS = frozenset(("namespace", "objects", "wait_timeout")) | _connection.OPTIONS
 
+    def failure_what(self, task_vars):
+        return "not everything was removed"
+
     @staticmethod
     def _objects(value):
         if not isinstance(value, list):

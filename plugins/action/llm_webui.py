@@ -25,6 +25,12 @@ _KEY_CHARS = string.ascii_letters + string.digits
 
 class ActionModule(ComponentAction):
     _VALID_ARGS = frozenset(("preflight",)) | ARGS | _connection.OPTIONS
+    component = "Open WebUI"
+
+    def failure_what(self, task_vars):
+        if self._task.args.get("preflight"):
+            return "the Open WebUI settings were refused; nothing was changed"
+        return super(ActionModule, self).failure_what(task_vars)
 
     def _run(self, result, task_vars, args):
         cfg = self.role_config(task_vars, P, _planner.role_defaults("webui"), skip=_RUN_VARS,

@@ -17,7 +17,7 @@ import time
 
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import FIELD_MANAGER
+from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import FIELD_MANAGER, SETTINGS
 
 # (apiVersion, kind) -> the collection path under /namespaces/<ns>/.
 KINDS = {
@@ -58,13 +58,25 @@ def comparable(obj):
     return out
 
 
+def _readable_settings(obj):
+    """The object with its settings annotation (one line of JSON) as a mapping, so that a diff shows
+    the one setting that changed instead of two long lines."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    try:
+        settings = json.loads(annotations[SETTINGS])
+    except (KeyError, TypeError, ValueError):
+        return obj
+    return dict(obj, metadata=dict(obj["metadata"], annotations=dict(annotations, **{SETTINGS: settings})))
+
+
 def diff(before, after):
-    """An Ansible diff of one object (a Secret's data is never shown)."""
+    """An Ansible diff of one object: without status and the server's fields, the settings
+    annotation as a mapping, and a Secret's data never shown."""
     def shown(obj):
         obj = comparable(obj)
         if obj is not None and obj.get("kind") == "Secret":
             obj = dict(obj, data=dict((k, "(hidden)") for k in obj.get("data") or {}))
-        return obj or {}
+        return _readable_settings(obj) if obj else {}
 
     ref = after or before or {}
     header = "%s/%s" % (ref.get("kind"), (ref.get("metadata") or {}).get("name"))

@@ -235,6 +235,29 @@ def check_quantity(report, variable, value, example, memory=True):
     return amount
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_WHOLE = re.compile(r"^[+-]?[0-9]+$")
+
+
+def like_default(value, default):
+    """A role variable as the type of its default: ``-e vllm_max_num_seqs=16`` gives Ansible the string
+    '16', which is the number 16 as Ansible's own argument specs read it (and 'false' a boolean for a
+    true/false default). Anything else is left for the rules to refuse."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    text = value.strip()
+    if isinstance(default, bool):
+        return True if text.lower() in _TRUE else False if text.lower() in _FALSE else value
+    if isinstance(default, int):
+        return int(text) if _WHOLE.match(text) else value
+    if isinstance(default, float):
+        try:
+            return float(text) if text.lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else value
+        except ValueError:
+            return value
+    return value
+
+
 def check_int(report, variable, value, low, high=None, use=None):
     if isinstance(value, bool) or not isinstance(value, int) or value < low or (
             high is not None and value > high):

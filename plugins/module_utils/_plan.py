@@ -23,7 +23,7 @@ import re
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.haw_icc.llm.plugins.module_utils import _engines, _model_facts
+from ansible_collections.haw_icc.llm.plugins.module_utils import _engine, _engines, _model_facts
 from ansible_collections.haw_icc.llm.plugins.module_utils._icc import GPU_TYPES
 from ansible_collections.haw_icc.llm.plugins.module_utils._manifests import NOT_SETTINGS, canonical
 
@@ -244,7 +244,7 @@ def role_config(inputs, engine, defaults, llm):
     keep = llm.get("carried") or {}
     for key, default in defaults.items():
         if key.startswith(p) and key not in skip:
-            out[key[len(p):]] = inputs.get(key, keep.get(key[len(p):], default))
+            out[key[len(p):]] = _engine.like_default(inputs.get(key, keep.get(key[len(p):], default)), default)
     out.update(name=llm["name"], namespace=llm["namespace"], model=llm["model"], gpu_type=llm["gpu_type"],
                gpu_count=int(llm["gpu_count"]), shm_size=llm["shm_size"],
                storage_class=inputs.get(p + "cache_storage_class", ""), wait_timeout=int(llm["wait_timeout"]),

@@ -46,6 +46,13 @@ options:
         engine had, the user's role variables, the plan's settings), with the token as the plan reads it
         (C(icc_hf_token), else the role's C(hf_token)); the role does not have to be included.
     type: dict
+  replaces:
+    description:
+      - The engine this one replaces, as M(haw_icc.llm.llm_plan) returns it in C(plan.switch) (C(engine) and
+        C(name) of the running Deployment) when another engine, or another name, takes the namespace over.
+      - With O(step=apply) or O(step=all) it is removed first (its Deployment, and its pods gone, so that its GPUs
+        are free; its Service and Secrets) and its model cache PVC is kept. Nothing (null) replaces nothing.
+    type: dict
 notes:
   - The Secrets' values are never returned or shown.
 """
@@ -69,6 +76,8 @@ EXAMPLES = r"""
   haw_icc.llm.llm_engine:
     step: apply
     plan: "{{ llm_plan.facts.llm }}"
+    # another engine runs in the namespace: remove it first (its model cache PVC stays)
+    replaces: "{{ llm_plan.plan.switch }}"
   register: applied
 """
 
@@ -91,4 +100,8 @@ kept:
   returned: state is absent
   type: list
   elements: str
+replaced:
+  description: The engine O(replaces) named and what its removal did (C(engine), C(name), C(objects), C(kept)).
+  returned: O(replaces) is set and the step applies
+  type: dict
 """

@@ -18,8 +18,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.haw_icc.llm.plugins.module_utils._engine import like_default
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._failure import printed_once
 
 display = Display()
 
@@ -43,7 +45,15 @@ class ComponentAction(ActionBase):
     """Base of the role cores; a subclass implements ``_run(result, task_vars, args)``."""
 
     TRANSFERS_FILES = False
+    component = "it"  # what the role core applies, in the headline of a failure
 
+    def failure_what(self, task_vars):
+        """What failed, for the headline of a failure (``_failure``)."""
+        step = self._task.args.get("step") or "all"
+        return {"apply": "applying %s failed" % self.component, "wait": "%s did not become ready" % self.component
+                }.get(step, "%s failed" % self.component)
+
+    @printed_once
     def run(self, tmp=None, task_vars=None):
         result = super(ComponentAction, self).run(tmp, task_vars)
         args = _connection.task_args(self)
@@ -90,7 +100,8 @@ class ComponentAction(ActionBase):
         for key in defaults:
             suffix = key[len(prefix):]
             if key.startswith(prefix) and suffix not in skip:
-                cfg[renames.get(suffix, suffix)] = templar.template(task_vars[key] if key in task_vars else _trusted(defaults[key]))
+                value = templar.template(task_vars[key] if key in task_vars else _trusted(defaults[key]))
+                cfg[renames.get(suffix, suffix)] = like_default(value, defaults[key])
         return cfg
 
     @staticmethod

@@ -16,6 +16,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import IccError
 from ansible_collections.haw_icc.llm.plugins.module_utils._module import ParamsModule
 from ansible_collections.haw_icc.llm.plugins.plugin_utils import _connection
+from ansible_collections.haw_icc.llm.plugins.plugin_utils._failure import printed_once
 
 
 def run(action, spec, rules, func, **kwargs):
@@ -48,10 +49,12 @@ class InProcessAction(ActionBase):
     _supports_async = True
     _supports_check_mode = True
     task = None
+    failure = None  # what failed, in a few words (plugin_utils/_failure.py)
 
     def callbacks(self, where):
         raise NotImplementedError
 
+    @printed_once
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessAction, self).run(tmp, task_vars)
         if self._task.async_val:

@@ -56,7 +56,9 @@ def installed(request, tmp_path_factory):
         proc = subprocess.run(argv, cwd=str(work), env=env, capture_output=True, text=True, timeout=900, check=False)
         out = proc.stdout + proc.stderr
         if check_deprecations:
-            assert "[DEPRECATION WARNING]" not in out, out[-4000:]
+            # Ansible's and Python's own (a CryptographyDeprecationWarning printed by every run of an
+            # unpinned cryptography 51 was one).
+            assert "[DEPRECATION WARNING]" not in out and "DeprecationWarning" not in out, out[-4000:]
         assert not re.search(r'"msg": "[^"\n]*\\n', proc.stdout), proc.stdout[-4000:]  # no \n-escaped tables
         return proc
 
@@ -79,6 +81,16 @@ def test_every_playbook_from_the_installed_tarball(sandbox, installed):  # pylin
     deploy = playbook("deploy", "-e", "icc_webui=false")
     assert deploy.returncode == 0, deploy.stdout[-4000:]
     assert "ansible_collections/haw_icc/llm" in deploy.stdout or "haw_icc.llm" in deploy.stdout
+    # A role variable given with -e is a string to Ansible: the default's number, unchanged, changes nothing ...
+    same = playbook("deploy", "-e", "icc_webui=false", "-e", "vllm_max_num_seqs=32")
+    assert same.returncode == 0 and re.search(r"%s\s*: ok=\d+\s+changed=0 " % NS, same.stdout), same.stdout[-3000:]
+    # ... and --diff of a one-flag change shows that flag, its setting and the pod's checksum, in lines
+    # that read well: no managedFields, status or line of JSON.
+    diff = playbook("deploy", "-e", "icc_webui=false", "-e", "vllm_max_num_seqs=16", "--check", "--diff")
+    assert diff.returncode == 0, diff.stdout[-3000:]
+    printed = [line for line in diff.stdout.splitlines() if line.startswith(("+", "-")) and not line.startswith(("---", "+++"))]
+    assert len(printed) == 6 and '"max_num_seqs": 16' in "\n".join(printed), printed
+    assert max(len(line) for line in printed) < 120 and "managedFields" not in diff.stdout, printed
     status = playbook("status")
     assert status.returncode == 0 and "Namespace %s" % NS in status.stdout, status.stdout[-3000:]
     logs = playbook("logs")
@@ -109,6 +121,20 @@ def test_every_playbook_from_the_installed_tarball(sandbox, installed):  # pylin
     gone = playbook("cleanup", "-e", "confirm=true")
     assert gone.returncode == 0, gone.stdout[-3000:]
     assert "removed" in gone.stdout
+
+
+def test_a_refusal_prints_its_reason_once(installed):
+    """ansible-core 2.19+ print a failure as an [ERROR] block and as the fatal result: the block has a
+    headline, the reason (the user's variable, its value, what to use) is printed once."""
+    _core, _run, playbook, _inventory = installed
+    for argv, reason in ((["deploy", "-e", "icc_gpu_count=9"], "gpu_count=9"),
+                         (["scale"], "gpu_count=(unset)"),
+                         (["cleanup", "-e", "confirm=maybe"], "confirm=maybe")):
+        proc = playbook(*argv)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and out.count(reason) == 1, out[-3000:]
+        assert out.count("[ERROR]: Task failed: %s: " % NS) == 1 and "(why, and what to do: the msg below)" in out, out[-3000:]
+        assert "Traceback" not in out, out[-3000:]
 
 
 def test_an_inventory_without_namespaces_fails_clearly(installed):

@@ -79,6 +79,11 @@ def test_switching_the_engine_removes_the_old_one_first_and_keeps_its_cache(sand
         assert plan["plan"]["action"] == "switch" and plan["plan"]["switch"] == {"engine": "vllm", "name": "vllm"}
         assert "removed first, its model cache PVC is kept" in plan["plan"]["summary"]
         assert "once the current pod's 1 are released" in plan["capacity"]["reason"], plan["capacity"]
+        # The engine core removed vLLM (Deployment first, waited for) before it applied TGI, in the same task.
+        replaced = switch.result("Apply the engine: tgi", NS)["replaced"]
+        assert replaced["engine"] == "vllm" and replaced["kept"] == ["PersistentVolumeClaim/vllm-cache"], replaced
+        assert [(o["kind"], o["name"], o["changed"]) for o in replaced["objects"]][:2] == [
+            ("Deployment", "vllm", True), ("Service", "vllm", True)], replaced
         wait_until(lambda: names(sandbox, NS, "deployment") == ["tgi"], timeout=60, what="only TGI runs")
         assert names(sandbox, NS, "service") == ["tgi"]
         # The vLLM model cache stays (purge is cleanup's decision), beside TGI's.
@@ -87,6 +92,7 @@ def test_switching_the_engine_removes_the_old_one_first_and_keeps_its_cache(sand
         again = run_playbook("playbooks/deploy.yml", limit=NS,
                              extra_vars={"icc_webui": False, "icc_engine": "tgi", "tgi_model": MODEL})
         assert again.rc == 0 and again.changed(NS) == 0, again.stdout[-3000:]
+        assert "replaced" not in again.result("Apply the engine: tgi", NS)
     finally:
         remove_all(sandbox, NS)
 

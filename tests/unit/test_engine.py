@@ -425,3 +425,43 @@ def test_role_defaults_match_engine_defaults():
         for name, value in defaults.items():
             if "default" in options[name] and "{{" not in str(value):
                 assert options[name]["default"] == value, name
+
+
+def test_an_engine_is_removed_deployment_first_and_keeps_its_cache_unless_purged():
+    from ansible_collections.haw_icc.llm.plugins.action.llm_engine import ActionModule
+    from ansible_collections.haw_icc.llm.plugins.module_utils import _engines
+
+    steps, kept = ActionModule.removal(_engines.get("tgi"), "tgi")
+    assert [(kind, name) for _api, kind, name, _wait in steps][0] == ("Deployment", "tgi")
+    assert steps[0][3] > 0  # its pods are waited for: their GPUs are free afterwards
+    assert "PersistentVolumeClaim" not in [s[1] for s in steps] and kept == ["PersistentVolumeClaim/tgi-cache"]
+    steps, kept = ActionModule.removal(_engines.get("vllm"), "vllm", purge=True)
+    assert steps[-1][1:3] == ("PersistentVolumeClaim", "vllm-cache") and kept == []
+    assert ("Secret", "vllm-api-key") in [s[1:3] for s in steps]  # vLLM has an API key Secret, TGI has none
+
+
+@pytest.mark.parametrize("replaces", [{"engine": "ollama", "name": "x"}, {"engine": "vllm"}, "vllm", {"engine": "vllm", "name": ""}])
+def test_replaces_must_be_the_plans_switch(replaces):
+    from ansible.errors import AnsibleActionFail
+
+    from ansible_collections.haw_icc.llm.plugins.action.llm_engine import ActionModule
+
+    with pytest.raises(AnsibleActionFail, match="replaces=.*use the plan's switch"):
+        ActionModule.replace(None, None, "wstu002-default", replaces, {})
+
+
+@pytest.mark.parametrize("value, default, expected", [
+    ("16", 32, 16), (" 4096 ", 4096, 4096), ("-1", 0, -1), ("16.5", 32, "16.5"), ("sixteen", 32, "sixteen"),
+    ("0.85", 0.9, 0.85), ("1", 0.9, 1.0), ("nan", 0.9, "nan"), ("x", 0.9, "x"),
+    ("false", True, False), ("Yes", False, True), ("maybe", True, "maybe"),
+    ("16", "16", "16"), ("16", None, "16"), (16, 32, 16), ([1], 32, [1]), ("true", "{{ x }}", "true"),
+])
+def test_a_role_variable_given_with_e_has_the_type_of_its_default(value, default, expected):
+    got = _engine.like_default(value, default)
+    assert got == expected and type(got) is type(expected)  # pylint: disable=unidiomatic-typecheck
+
+
+def test_an_e_number_passes_the_rules_as_the_same_number():
+    report = _engine.check("vllm", vllm_cfg(max_num_seqs=_engine.like_default("16", 32)))
+    assert report["errors"] == []
+    assert _engine.check("vllm", vllm_cfg(max_num_seqs="16"))["errors"]  # not through like_default: refused

@@ -122,6 +122,19 @@ def test_secret_holds_the_value_base64_and_is_hidden_in_a_diff():
     assert "sk-secret" not in shown and s["data"]["api-key"] not in shown and "(hidden)" in shown
 
 
+def test_a_diff_shows_the_settings_annotation_as_a_mapping():
+    e, cfg = cfg_of("vllm")
+    old = _manifests.engine_objects(e, cfg)[-1]
+    new = _manifests.engine_objects(e, dict(cfg, max_num_seqs=16))[-1]
+    shown = _apply.diff(dict(old, status={"readyReplicas": 1}), new)
+    settings = (shown["before"]["metadata"]["annotations"][_manifests.SETTINGS],
+                shown["after"]["metadata"]["annotations"][_manifests.SETTINGS])
+    assert settings[0]["max_num_seqs"] == 32 and settings[1]["max_num_seqs"] == 16
+    assert dict(settings[0], max_num_seqs=16) == settings[1] and "status" not in shown["before"]
+    # Only what is shown: the object the run applies keeps its annotation as one JSON string.
+    assert isinstance(new["metadata"]["annotations"][_manifests.SETTINGS], str)
+
+
 def test_comparable_ignores_what_the_server_writes():
     before = {"kind": "Deployment", "metadata": {"name": "x", "resourceVersion": "1", "generation": 1,
                                                  "managedFields": [{}], "annotations": {"deployment.kubernetes.io/revision": "1"}},
