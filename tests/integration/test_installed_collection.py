@@ -18,6 +18,8 @@ import pytest
 from sandboxlib import REPO, SANDBOX_DIR, http_json, wait_until
 
 NS = "wcls001-default"
+FIRST = "HuggingFaceTB/SmolLM2-135M-Instruct"  # inventories/sandbox's model
+SECOND = "HuggingFaceTB/SmolLM2-135M-Instruct-GPTQ"  # served by the sandbox engine too
 
 
 def core221():
@@ -102,6 +104,11 @@ def test_every_playbook_from_the_installed_tarball(sandbox, installed):  # pylin
     monitor = playbook("monitor", "-e", "gpu_monitor_duration=6")
     assert monitor.returncode == 0, monitor.stdout[-3000:]
     assert "FAILED - RETRYING" not in monitor.stdout
+    # SmolLM2's 9 heads: 1 or 3 GPUs; the class namespaces' quota is 4.
+    scale = playbook("scale", "-e", "gpu_count=3")
+    assert scale.returncode == 0 and "runs on 3 GPUs (was 1" in scale.stdout, scale.stdout[-3000:]
+    change = playbook("change_model", "-e", "model=" + SECOND)
+    assert change.returncode == 0 and "serves %s (was %s" % (SECOND, FIRST) in change.stdout, change.stdout[-3000:]
 
     # The deploy summary's hint, run as printed (with the sandbox's kubectl on PATH).
     access_argv = hint(deploy.stdout, "API and WebUI: ")
@@ -121,6 +128,24 @@ def test_every_playbook_from_the_installed_tarball(sandbox, installed):  # pylin
     gone = playbook("cleanup", "-e", "confirm=true")
     assert gone.returncode == 0, gone.stdout[-3000:]
     assert "removed" in gone.stdout
+
+
+def test_login_as_the_readme_says(sandbox, installed):
+    """login with the student's inventory (-i my-icc, as the README has it): no warning at all, the
+    kubeconfig merged into ~/.kube/config (0600), and a second run changes nothing."""
+    _core, run, _playbook, inventory = installed
+    home = inventory.parent
+    src = home / "Downloads" / "config.txt"
+    src.parent.mkdir(exist_ok=True)
+    shutil.copyfile(sandbox.kubeconfig(NS), src)
+    argv = ["ansible-playbook", "-i", str(inventory), "haw_icc.llm.login", "-e", "icc_login_src=%s" % src,
+            "-e", "icc_namespace=%s" % NS]
+    first = run(argv)
+    assert first.returncode == 0 and "Namespace %s" % NS in first.stdout, first.stdout[-3000:]
+    assert "[WARNING]" not in first.stdout + first.stderr, first.stdout + first.stderr
+    assert (home / ".kube" / "config").stat().st_mode & 0o777 == 0o600
+    again = run(argv)
+    assert again.returncode == 0 and re.search(r"localhost\s*: ok=\d+\s+changed=0 ", again.stdout), again.stdout[-3000:]
 
 
 def test_a_refusal_prints_its_reason_once(installed):
