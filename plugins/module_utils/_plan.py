@@ -114,6 +114,51 @@ def input_problems(inputs):
     return out
 
 
+# The -e variables of scale and change_model, as the user writes them: name -> (when not given,
+# whole number, what to use). When not given: "required" refuses, "optional" leaves the setting as
+# it runs, a value ('' for quantization: none, or what the new model's config says) is the setting.
+# A value the engine rules check (the model id, shm_size, the GPU range) is left to them; they name
+# the same variable.
+REQUIRED, OPTIONAL = "required", "optional"
+REQUEST_VARS = {
+    "deploy": {},
+    "scale": {"gpu_count": (REQUIRED, True, "the number of GPUs, 1 to 4 (e.g. -e gpu_count=2)"),
+              "shm_size": (OPTIONAL, False, "a quantity such as 32Gi")},
+    "change_model": {"model": (REQUIRED, False, "a Hugging Face model id such as -e model=TheBloke/Mistral-7B-Instruct-v0.2-GPTQ "
+                                                "(llama.cpp: user/model-GGUF:Q4_K_M)"),
+                     "quantization": ("", False, "gptq, or nothing"),
+                     "max_model_len": (OPTIONAL, True, "a number such as 4096 (tokens)")},
+}
+
+
+def request_of(workflow, raw):
+    """The workflow's request from its -e variables as the playbook passes them (``''`` or None for
+    one not given): ``(request, problems)``. Whole numbers become numbers; see REQUEST_VARS for one
+    not given. A problem names the variable, its value and what to use."""
+    request, problems = {}, []
+    known = REQUEST_VARS[workflow]
+    for name, (absent, whole, use) in known.items():
+        value = raw.get(name)
+        text = value.strip() if isinstance(value, str) else value
+        if text is None or text == "":
+            if absent == REQUIRED:
+                problems.append("%s=(unset): set %s to %s." % (name, name, use))
+            elif absent != OPTIONAL:
+                request[name] = absent
+            continue
+        if whole:
+            if isinstance(text, bool) or not (isinstance(text, int) or (isinstance(text, str) and text.isdigit())):
+                problems.append("%s=%s: not a whole number. Use %s." % (name, value, use))
+                continue
+            text = int(text)
+        request[name] = text
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        problems.append("%s: not a setting of %s (it takes %s)." % (
+            ", ".join(unknown), workflow, ", ".join(known) or "the inventory's variables"))
+    return request, problems
+
+
 def _int(value, default=0):
     try:
         return int(value)

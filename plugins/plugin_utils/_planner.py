@@ -58,6 +58,9 @@ def task_args(args, plugin):
     request = args.get("request") or {}
     if not isinstance(request, dict):
         raise BadArgs("%s: request must be a dictionary of settings." % plugin)
+    request, problems = _plan.request_of(workflow, request)
+    if problems:
+        raise BadArgs(" ".join(problems) + " Nothing was changed.")
     return workflow, request, args.get("wait_timeout")
 
 

@@ -170,9 +170,9 @@ BAD = [
     # --- the other playbooks ------------------------------------------------------------------
     case("scale-gpu_count-word", "scale.yml", {"gpu_count": "two"}, "gpu_count=two", "1 to 4"),
     case("scale-gpu_count-5", "scale.yml", {"gpu_count": 5}, "gpu_count", "1 to 4"),
-    case("scale-shm-word", "scale.yml", {"gpu_count": 3, "shm_size": "lots"}, "shm_size=lots", "32Gi"),
+    case("scale-shm-word", "scale.yml", {"gpu_count": 3, "shm_size": "lots"}, "shm_size -> vllm_shm_size='lots'", "a quantity such as"),
     case("scale-tp-does-not-divide-the-heads", "scale.yml", {"gpu_count": 4}, "gpu_count=4", "Use 1 or 3"),
-    case("change_model-shell", "change_model.yml", {"model": "$(id)"}, "model=$(id)", "a Hugging Face model id"),
+    case("change_model-shell", "change_model.yml", {"model": "$(id)"}, "model='$(id)'", "an id such as"),
     case("change_model-max_model_len-word", "change_model.yml", {"model": MODEL, "max_model_len": "big"},
          "max_model_len=big", "a number such as 4096"),
     case("cleanup-confirm-garbage", "cleanup.yml", {"confirm": "maybe"}, "confirm=maybe", "true or false"),

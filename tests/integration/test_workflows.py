@@ -254,9 +254,9 @@ def test_change_model_then_a_failing_change_rolls_back(sandbox, deployed):
     assert webui_after["metadata"]["generation"] == webui["metadata"]["generation"]
     assert sandbox.kubectl_json("-n", NS, "get", "pvc", "webui-data")["metadata"]["uid"] == webui_pvc["metadata"]["uid"]
 
-    # Bad input is refused before the cluster is read.
+    # Bad input is refused before anything changes, naming the -e variable.
     bad = run_playbook("playbooks/change_model.yml", limit=NS, extra_vars={"model": "not a model; rm -rf"})
-    assert bad.rc != 0 and "set model to a Hugging Face model id" in " ".join(bad.failure_messages())
+    assert bad.rc != 0 and "model='not a model; rm -rf': not a Hugging Face model id" in " ".join(bad.failure_messages())
 
     # A re-deploy returns to the inventory's model.
     redeploy = run_playbook("playbooks/deploy.yml", limit=NS)

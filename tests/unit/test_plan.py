@@ -294,3 +294,25 @@ def test_changes_list_any_setting_the_deployment_was_applied_with():
         assert change["changes"] == want and change["restart"] is bool(want), values
     assert "max_num_seqs 16 -> 64; the engine pod restarts" in _plan.summary_line("ns", _plan.changes(
         llm, previous, dict(cfg, max_num_seqs=64), live["settings"]))
+
+
+@pytest.mark.parametrize("workflow, raw, wanted, problems", [
+    ("scale", {"gpu_count": "2", "shm_size": ""}, {"gpu_count": 2}, []),
+    ("scale", {"gpu_count": 3, "shm_size": " 32Gi "}, {"gpu_count": 3, "shm_size": "32Gi"}, []),
+    ("scale", {"gpu_count": "", "shm_size": ""}, {}, ["gpu_count=(unset): set gpu_count to the number of GPUs, 1 to 4"]),
+    ("scale", {"gpu_count": "two"}, {}, ["gpu_count=two: not a whole number. Use the number of GPUs"]),
+    ("scale", {"gpu_count": True}, {}, ["gpu_count=True: not a whole number."]),
+    # quantization not given is none (or what the new model's config says), not the old model's
+    ("change_model", {"model": "org/m", "quantization": "", "max_model_len": ""}, {"model": "org/m", "quantization": ""}, []),
+    ("change_model", {"model": "org/m", "quantization": "gptq", "max_model_len": "4096"},
+     {"model": "org/m", "quantization": "gptq", "max_model_len": 4096}, []),
+    ("change_model", {"quantization": "", "max_model_len": "4k"}, {"quantization": ""},
+     ["model=(unset): set model to a Hugging Face model id", "max_model_len=4k: not a whole number."]),
+    ("deploy", {}, {}, []),
+    ("deploy", {"gpu_count": 2}, {}, ["gpu_count: not a setting of deploy (it takes the inventory's variables)."]),
+])
+def test_the_workflows_e_variables_are_checked_as_written(workflow, raw, wanted, problems):
+    got, found = _plan.request_of(workflow, raw)
+    assert got == wanted and len(found) == len(problems), found
+    for text, expected in zip(found, problems):
+        assert text.startswith(expected), (text, expected)
