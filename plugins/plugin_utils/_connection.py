@@ -28,8 +28,10 @@ def task_args(action):
         from ansible.executor.module_common import get_action_args_with_defaults
     except ImportError:
         return args
-    return get_action_args_with_defaults(task.resolved_action, args, task.module_defaults, action._templar,
-                                         action_groups=task._parent._play._action_groups)
+    merged = get_action_args_with_defaults(task.resolved_action, args, task.module_defaults, action._templar,
+                                           action_groups=task._parent._play._action_groups)
+    # There a default such as "{{ icc_context | default(omit) }}" stays omit's placeholder string.
+    return dict((k, v) for k, v in merged.items() if not (isinstance(v, str) and v.startswith("__omit_place_holder__")))
 
 
 def connection(args):
