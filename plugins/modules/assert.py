@@ -10,15 +10,11 @@ module: assert
 short_description: Check expressions, with a failure message that is printed once
 version_added: 0.2.0
 description:
-  - M(ansible.builtin.assert), except for the output. ansible-core 2.19 and later print a failed task twice in
-    the default callback, as an C([ERROR]) block and in the C(fatal) result; with this module the C([ERROR])
-    block names the host and the task, and O(fail_msg) is printed once, in the result's C(msg).
-  - The options and the result are those of M(ansible.builtin.assert).
-  - Runs on the controller (an action plugin, no module process).
+  - M(ansible.builtin.assert), whose O(fail_msg) is printed once (see the notes); the same options and result.
 author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - haw_icc.llm.attributes.INFO_MODULE
+  - haw_icc.llm.printed_once
 options:
   that:
     description: Conditionals, as in a C(when) statement; all must be true.

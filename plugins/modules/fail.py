@@ -10,15 +10,11 @@ module: fail
 short_description: Fail with a message that is printed once
 version_added: 0.2.0
 description:
-  - M(ansible.builtin.fail), except for the output. ansible-core 2.19 and later print a failed task twice in
-    the default callback, as an C([ERROR]) block and in the C(fatal) result; with this module the C([ERROR])
-    block names the host and the task, and the message is printed once, in the result's C(msg).
-  - The result is that of M(ansible.builtin.fail) (C(msg)), also when registered or read in a C(rescue).
-  - Runs on the controller (an action plugin, no module process).
+  - M(ansible.builtin.fail), whose message is printed once (see the notes).
 author:
   - haw_icc.llm contributors (!UNKNOWN)
 extends_documentation_fragment:
-  - haw_icc.llm.attributes.INFO_MODULE
+  - haw_icc.llm.printed_once
 options:
   msg:
     description: The message of the failure.
