@@ -19,6 +19,7 @@ import functools
 
 from ansible.errors import AnsibleAction, AnsibleActionFail
 from ansible.plugins.action.normal import ActionModule as _Normal
+from ansible.utils.display import Display
 
 try:  # ansible-core >= 2.19: failures carry an error summary that the callbacks print
     from ansible._internal._errors import _error_utils as _core_errors  # noqa: F401 pylint: disable=unused-import
@@ -49,12 +50,26 @@ def what_of(action, task_vars):
     return getattr(action, "failure", None) or action._task.get_name()
 
 
+def _show_messages(result):
+    """ansible-core reads ``warnings`` and ``deprecations`` from a returned result only; for a raised
+    one they go through ``Display``, whose messages the task's result gets all the same."""
+    display = Display()
+    for text in result.pop("warnings", None) or []:
+        display.warning(str(text))
+    for item in result.pop("deprecations", None) or []:
+        if isinstance(item, dict) and item.get("msg"):
+            display.deprecated(item["msg"], version=item.get("version"), date=item.get("date"),
+                               collection_name=item.get("collection_name"))
+
+
 def once(action, result, task_vars):
     """``result``, or for a failed one the exception that prints its reason once (see above)."""
     task = action._task
     if not result.get("failed") or not PRINTS_TWICE or task.failed_when or task.until or task.loop:
         return result
-    raise AnsibleAction(headline(where_of(action, task_vars), what_of(action, task_vars)), result=dict(result))
+    result = dict(result)
+    _show_messages(result)
+    raise AnsibleAction(headline(where_of(action, task_vars), what_of(action, task_vars)), result=result)
 
 
 def printed_once(run):

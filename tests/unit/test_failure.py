@@ -74,3 +74,23 @@ def test_printed_once_turns_an_action_fail_into_the_same_failure():
         Plugin().run(task_vars={"inventory_hostname": "wstu001-default"})
     assert info.value.result["msg"] == "icc_engine=ollama: use vllm, tgi or llamacpp."
     assert info.value.result["engines"] == 3 and info.value.message.startswith("wstu001-default: the plan failed (")
+
+
+def test_a_raised_failure_shows_its_warnings_and_deprecations_through_display(monkeypatch):
+    """ansible-core reads them from a returned result only; raised, they would be lost."""
+    shown = []
+
+    class Recorder(object):
+        def warning(self, text):
+            shown.append(("warning", text))
+
+        def deprecated(self, msg, version=None, date=None, collection_name=None):
+            shown.append(("deprecated", msg, version, collection_name))
+
+    monkeypatch.setattr(_failure, "Display", Recorder)
+    result = {"failed": True, "msg": "m", "warnings": ["w1"],
+              "deprecations": [{"msg": "api_key is deprecated", "version": "1.0.0", "collection_name": "haw_icc.llm"}]}
+    exc = raised(action(failure="x"), result)
+    assert shown == [("warning", "w1"), ("deprecated", "api_key is deprecated", "1.0.0", "haw_icc.llm")]
+    assert "warnings" not in exc.result and "deprecations" not in exc.result
+    assert result["warnings"] == ["w1"]  # the caller's dict is left alone
