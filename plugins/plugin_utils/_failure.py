@@ -21,11 +21,10 @@ from ansible.errors import AnsibleAction, AnsibleActionFail
 from ansible.plugins.action.normal import ActionModule as _Normal
 from ansible.utils.display import Display
 
-try:  # ansible-core >= 2.19: failures carry an error summary that the callbacks print
-    from ansible._internal._errors import _error_utils as _core_errors  # noqa: F401 pylint: disable=unused-import
-    PRINTS_TWICE = True
-except ImportError:
-    PRINTS_TWICE = False
+from ansible.release import __version__ as _CORE_VERSION
+
+# ansible-core 2.19 and later: a failed result carries an error summary that the callbacks print.
+PRINTS_TWICE = tuple(int(part) for part in _CORE_VERSION.split(".")[:2]) >= (2, 19)
 
 BELOW = "why, and what to do: the msg below"
 
