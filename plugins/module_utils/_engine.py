@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 from ansible_collections.haw_icc.llm.plugins.module_utils._errors import InputError
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_tgi import TGI_FLAGS, TGI_FLAGS_VERSION
 from ansible_collections.haw_icc.llm.plugins.module_utils._flags_vllm import VLLM_FLAGS, VLLM_FLAGS_VERSION
@@ -235,7 +237,6 @@ def check_quantity(report, variable, value, example, memory=True):
     return amount
 
 
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 _WHOLE = re.compile(r"^[+-]?[0-9]+$")
 
 
@@ -247,7 +248,10 @@ def like_default(value, default):
         return value
     text = value.strip()
     if isinstance(default, bool):
-        return True if text.lower() in _TRUE else False if text.lower() in _FALSE else value
+        try:
+            return boolean(text, strict=True)
+        except TypeError:
+            return value
     if isinstance(default, int):
         return int(text) if _WHOLE.match(text) else value
     if isinstance(default, float):
